@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine (Debian, Python 3.11):
+#   make demo   - create .venv if missing, install, run the main job
+#   make test   - create .venv if missing, install with dev/train extras, run every test
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_ARGS ?=
+
+.PHONY: demo test install install-dev lint clean build-colcon
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-runtime: $(VENV)/bin/python setup.py setup.cfg package.xml
+	$(PY) -m pip install --quiet -e '.[ros]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/bin/python setup.py setup.cfg package.xml
+	$(PY) -m pip install --quiet -e '.[ros,train,dev]'
+	touch $@ $(VENV)/.installed-runtime
+
+install: $(VENV)/.installed-runtime
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed-runtime
+	$(VENV)/bin/lepton-robot info
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -m linter
+
+clean:
+	rm -rf build install log .pytest_cache

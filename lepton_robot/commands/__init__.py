@@ -1,0 +1,1 @@
+"""Subcommands of ``lepton-robot`` (one module each, see ``lepton_robot.cli``)."""

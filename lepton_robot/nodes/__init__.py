@@ -1,0 +1,1 @@
+"""ROS 2 nodes: each converts messages, reads parameters and calls the core."""

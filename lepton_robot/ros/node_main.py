@@ -1,0 +1,43 @@
+"""The standard ``main`` of every lepton_robot node executable."""
+
+import sys
+from typing import Callable, List, Optional
+
+from lepton_robot.errors import LeptonError
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+
+
+def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> int:
+    """
+    Create a node, spin it on a SingleThreadedExecutor and always clean up.
+
+    ``MultiThreadedExecutor`` starves timers in the PyPI rclpy wheel (rclpy#1452), so nodes
+    spin single-threaded and run heavy work on their own worker threads.
+
+    :return: the process exit status: 0 on a normal shutdown, 1 when start-up failed with
+        a ``LeptonError`` (bad model, bad parameter), which is printed as one clear line.
+    """
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    status = 0
+    try:
+        node = factory()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except LeptonError as exc:
+        print(f'[FATAL] {exc}', file=sys.stderr)
+        status = 1
+    finally:
+        if node is not None:
+            close = getattr(node, 'close', None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return status
