@@ -1,0 +1,385 @@
+"""
+The supervisor's brain, free of ROS.
+
+Inspections, intents and pick results in; decisions, belt speed, arm commands and operator
+feedback out.
+
+The node (``lepton_robot/nodes/supervisor_node.py``) converts messages and calls these
+methods with the sim (or wall) time; every method returns an ``Outputs`` to publish.
+
+Decision policy (one decision per tracked part, ``part_id`` = track id):
+
+- A track is decided once it has ``min_views`` views. Its class: a part is flagged
+  defective when the mean probability of all defects exceeds ``1 - sensitivity / 100``
+  (sensitivity 50 = argmax-like, 80 = flag at 20 % defect probability); the label is then
+  the most probable defect, otherwise ``ok``. The bin comes from ``RuleBook``.
+- Fail-safe: a track that leaves the view (not seen for ``lost_after_s``) with fewer than
+  ``min_views`` views was not reliably inspected: it goes to ``reject`` ("pick_place",
+  reason says why) and never to ``accept``. A part the camera never saw has no track; the
+  supervisor cannot act on it (the run summary counts it).
+- No decision is made unless the state is ``running`` and the line is not held.
+- The line is *held* (belt at 0, no decisions, diagnostic with the reason) while
+  inspections are stale: none yet, or none for ``stale_after_s``.
+- ``pause`` lets an in-flight pick finish, then the belt stops; ``stop`` / e-stop stop
+  belt and arm at once (``manipulation`` command ``halt``).
+"""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional
+
+from lepton_robot.interfaces import (CONDITIONS, DEFECTS, SCHEMA_CELL_STATE,
+                                     SCHEMA_DECISION)
+from lepton_robot.supervisor.rules import RuleBook, RuleError
+from lepton_robot.supervisor.state import CellStateMachine
+from lepton_robot.supervisor.tracker import BeltOdometer, PartTracker, Track
+
+
+@dataclass
+class SupervisorConfig:
+    """Tunables of the supervisor (the node reads them from parameters)."""
+
+    max_belt_speed_mps: float = 0.1
+    speed: float = 50.0
+    sensitivity: float = 50.0
+    min_views: int = 2
+    lost_after_s: float = 1.0
+    stale_after_s: float = 1.5
+    gate_m: float = 0.04
+    speed_step: float = 20.0
+    min_speed: float = 10.0
+    initial_state: str = 'running'
+
+
+@dataclass
+class Outputs:
+    """What one call wants published."""
+
+    decisions: List[dict] = field(default_factory=list)
+    feedback: List[str] = field(default_factory=list)
+    manipulation: List[dict] = field(default_factory=list)
+    belt_speed: Optional[float] = None
+    state_changed: bool = False
+
+    def extend(self, other: 'Outputs') -> 'Outputs':
+        """Merge another Outputs into this one and return self."""
+        self.decisions += other.decisions
+        self.feedback += other.feedback
+        self.manipulation += other.manipulation
+        if other.belt_speed is not None:
+            self.belt_speed = other.belt_speed
+        self.state_changed |= other.state_changed
+        return self
+
+
+def classify(probs: Mapping[str, float], sensitivity: float) -> str:
+    """
+    Return the condition for mean class probabilities at a sensitivity (0..100).
+
+    :param probs: probability per condition.
+    :param sensitivity: higher flags more readily.
+    """
+    p_defect = sum(probs.get(d, 0.0) for d in DEFECTS)
+    if p_defect > 1.0 - sensitivity / 100.0 and p_defect > 0.0:
+        return max(DEFECTS, key=lambda d: probs.get(d, 0.0))
+    return 'ok'
+
+
+class Supervisor:
+    """The cell supervisor (state machine, tracker, rules, intents, fail-safe)."""
+
+    def __init__(self, config: Optional[SupervisorConfig] = None) -> None:
+        self.config = config or SupervisorConfig()
+        self.machine = CellStateMachine(self.config.initial_state)
+        self.rules = RuleBook()
+        self.odometer = BeltOdometer(self.config.max_belt_speed_mps)
+        self.tracker = PartTracker(self.odometer, gate_m=self.config.gate_m)
+        self.speed = float(self.config.speed)
+        self.sensitivity = float(self.config.sensitivity)
+        self.last_inspection: Optional[float] = None
+        self.hold_reason: Optional[str] = 'waiting for the first inspection'
+        self.in_flight: Dict[int, dict] = {}
+        self.counts: Dict[str, int] = {'inspected': 0, 'accept': 0, 'reject': 0, 'rework': 0,
+                                       'picked': 0, 'pick_failed': 0}
+        self.per_class: Dict[str, int] = dict.fromkeys(CONDITIONS, 0)
+        self.last_part: Optional[dict] = None
+        self.pending_pick: Optional[dict] = None
+        self._belt_out: Optional[float] = None
+
+    # --- derived state ---------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """Return the cell state."""
+        return self.machine.state
+
+    @property
+    def held(self) -> bool:
+        """Return True while the fail-safe holds the line."""
+        return self.hold_reason is not None
+
+    def belt_target(self) -> float:
+        """Return the belt speed (percent) the cell should run at now."""
+        if self.state == 'running' and not self.held:
+            return self.speed
+        if self.state == 'paused' and self.in_flight:
+            return self.speed     # finish the current pick: it was planned on a moving belt
+        return 0.0
+
+    def cell_state(self) -> dict:
+        """Return the ``lepton.cell_state/1`` payload (plus ``held``/``hold_reason``)."""
+        return {'schema': SCHEMA_CELL_STATE, 'state': self.state, 'rules': self.rules.to_list(),
+                'speed': self.speed, 'sensitivity': self.sensitivity,
+                'counts': dict(self.counts), 'held': self.held,
+                'hold_reason': self.hold_reason}
+
+    def _sync_belt(self, now: float, out: Outputs) -> Outputs:
+        target = self.belt_target()
+        if target != self._belt_out:
+            self._belt_out = target
+            self.odometer.set_speed(now, target)
+            out.belt_speed = target
+        return out
+
+    # --- inputs ----------------------------------------------------------------------------
+    def on_inspection(self, payload: Mapping, now: float) -> Outputs:
+        """Fold one ``lepton.inspection/1`` payload in (its ``stamp`` is the frame time)."""
+        out = Outputs()
+        stamp = float(payload['stamp'])
+        self.last_inspection = max(stamp, self.last_inspection or stamp)
+        for track in self.tracker.update(stamp, payload.get('parts', [])):
+            if track.n_views == 1 and not track.decided:
+                self.counts['inspected'] += 1
+                out.extend(self._apply_pending_pick(track))
+        return out.extend(self.tick(now))
+
+    def on_estop(self, engaged: bool, now: float) -> Outputs:
+        """Handle the ``estop`` topic: ``True`` engages the latch (``False`` does not clear)."""
+        if not engaged:
+            return Outputs()
+        return self._event('emergency_stop', now)
+
+    def on_pick_result(self, payload: Mapping, now: float) -> Outputs:
+        """Handle a ``lepton.pick_result/1``."""
+        part_id = int(payload['part_id'])
+        self.in_flight.pop(part_id, None)
+        if payload.get('ok'):
+            self.counts['picked'] += 1
+        else:
+            self.counts['pick_failed'] += 1
+        return self._sync_belt(now, Outputs(state_changed=True))
+
+    def on_intent(self, payload: Mapping, now: float) -> Outputs:
+        """Act on a ``lepton.intent/1`` (``unknown`` is ignored, with a short reply)."""
+        intent = payload.get('intent', 'unknown')
+        slots = payload.get('slots') or {}
+        if intent in ('start', 'pause', 'stop', 'emergency_stop'):
+            return self._event(intent, now)
+        handler = getattr(self, f'_intent_{intent}', None)
+        if handler is None:
+            return Outputs(feedback=[f'Sorry, I did not understand "{payload.get("text", "")}";'
+                                     ' nothing changed.'])
+        return handler(slots, now)
+
+    def tick(self, now: float) -> Outputs:
+        """Run the periodic checks: staleness, decisions due, forgotten tracks."""
+        out = Outputs()
+        reason = self._stale_reason(now)
+        if reason != self.hold_reason:
+            self.hold_reason = reason
+            out.state_changed = True
+            out.feedback.append(f'Holding the line: {reason}.' if reason
+                                else 'Inspections are back; line released.')
+        if self.state == 'running' and not self.held:
+            for track in self.tracker.undecided():
+                if track.n_views >= self.config.min_views:
+                    out.extend(self._decide(track, now, bin_override=track.forced_bin))
+                elif now - track.last_seen > self.config.lost_after_s:
+                    out.extend(self._decide(track, now, failsafe=True))
+        self.tracker.forget(now)
+        return self._sync_belt(now, out)
+
+    # --- internals -------------------------------------------------------------------------
+    def _stale_reason(self, now: float) -> Optional[str]:
+        if self.last_inspection is None:
+            return 'waiting for the first inspection'
+        age = now - self.last_inspection
+        if age > self.config.stale_after_s:
+            return f'inspections stale (none for {age:.1f} s)'
+        return None
+
+    def _event(self, event: str, now: float) -> Outputs:
+        changed, message = self.machine.apply(event)
+        out = Outputs(feedback=[message], state_changed=changed)
+        if self.state in ('stopped', 'estopped'):
+            out.manipulation.append({'command': 'halt', 'reason': self.state})
+        elif changed and self.state == 'running':
+            out.manipulation.append({'command': 'resume'})
+        return self._sync_belt(now, out)
+
+    def _decide(self, track: Track, now: float, failsafe: bool = False,
+                bin_override: Optional[str] = None, why: str = '') -> Outputs:
+        probs = track.probs
+        if failsafe:
+            condition, bin_name = 'unknown', 'reject'
+            reason = (f'fail-safe: only {track.n_views} view(s) before leaving the camera '
+                      f'→ reject')
+        else:
+            condition = classify(probs, self.sensitivity)
+            bin_name, rule, default = self.rules.resolve(condition, track.color, track.shape)
+            score = probs.get(condition, 0.0)
+            reason = (f'{condition} {score:.2f} → '
+                      f'{"default" if default else "rule"}: {rule.describe()}')
+        if bin_override is not None and not (failsafe and bin_override == 'accept'):
+            bin_name = bin_override
+            reason += f'; operator pick → {bin_override}{why}'
+        x, y, z = track.position(self.odometer.travel(now))
+        decision = {'schema': SCHEMA_DECISION, 'part_id': track.track_id,
+                    'action': 'pick_place', 'bin': bin_name,
+                    'pick_pose': [x, y, z, track.yaw], 'reason': reason, 'stamp': now,
+                    'belt_velocity': [self.odometer.velocity, 0.0, 0.0],
+                    'condition': condition, 'probs': probs, 'color': track.color,
+                    'shape': track.shape, 'views': track.n_views}
+        track.decided = True
+        track.decision = decision
+        self.in_flight[track.track_id] = decision
+        self.counts[bin_name] += 1
+        if condition in self.per_class:
+            self.per_class[condition] += 1
+        self.last_part = decision
+        return Outputs(decisions=[decision], state_changed=True)
+
+    def _apply_pending_pick(self, track: Track) -> Outputs:
+        req = self.pending_pick
+        if req is None or not _track_matches(track, req):
+            return Outputs()
+        self.pending_pick = None
+        track.forced_bin = req.get('bin')
+        return Outputs(feedback=[f'Part {track.track_id} arrived: picking it as asked.'])
+
+    def _select(self, slots: Mapping, now: float) -> Optional[Track]:
+        travel = self.odometer.travel(now)
+        if 'part_id' in slots:
+            track = self.tracker.tracks.get(int(slots['part_id']))
+            return track
+        candidates = [t for t in self.tracker.undecided() if _track_matches(t, slots)]
+        if not candidates:
+            return None
+        position = slots.get('position', 'next')
+        keys = {'next': lambda t: t.position(travel)[0],
+                'nearest': lambda t: t.position(travel)[0],
+                'last': lambda t: -t.position(travel)[0],
+                'left': lambda t: t.y,
+                'right': lambda t: -t.y}
+        return max(candidates, key=keys.get(position, keys['next']))
+
+    # --- intents ---------------------------------------------------------------------------
+    def _intent_sort(self, slots: Mapping, now: float) -> Outputs:
+        try:
+            rule = self.rules.add_from_slots(slots)
+        except RuleError as exc:
+            return Outputs(feedback=[f'Cannot add that rule: {exc}.'])
+        return Outputs(feedback=[f'New rule: {rule.describe()}.'], state_changed=True)
+
+    def _intent_pick(self, slots: Mapping, now: float) -> Outputs:
+        if self.state == 'estopped':
+            return Outputs(feedback=['E-stop is latched; say "start" first.'])
+        track = self._select(slots, now)
+        if track is None:
+            self.pending_pick = dict(slots)
+            return Outputs(feedback=['No matching part in view yet: I will pick the next one '
+                                     'that matches.'])
+        if track.decided:
+            return Outputs(feedback=[f'Part {track.track_id} already has a decision: '
+                                     f'{track.decision["bin"]}.'])
+        track.forced_bin = slots.get('bin')
+        if self.state == 'running' and not self.held:
+            return self._decide(track, now, bin_override=slots.get('bin'),
+                                why=' (operator request)')
+        return Outputs(feedback=[f'Part {track.track_id} will be picked when the line runs.'])
+
+    def _intent_inspect(self, slots: Mapping, now: float) -> Outputs:
+        track = self._select(slots, now)
+        if track is None:
+            return Outputs(feedback=['No matching part to inspect.'])
+        if track.decided:
+            d = track.decision
+            return Outputs(feedback=[f'Part {track.track_id}: {d["condition"]} '
+                                     f'({track.n_views} views), sent to {d["bin"]}.'])
+        track.reset_views()
+        return Outputs(feedback=[f'Re-inspecting part {track.track_id}.'])
+
+    def _adjust(self, current: float, slots: Mapping) -> float:
+        if 'value' in slots:
+            return float(min(100.0, max(0.0, float(slots['value']))))
+        step = self.config.speed_step if slots.get('direction') != 'down' \
+            else -self.config.speed_step
+        return float(min(100.0, max(self.config.min_speed, current + step)))
+
+    def _intent_set_speed(self, slots: Mapping, now: float) -> Outputs:
+        if not slots:
+            return Outputs(feedback=['Which speed? Say e.g. "set speed to 40 percent".'])
+        self.speed = self._adjust(self.speed, slots)
+        out = Outputs(feedback=[f'Belt speed set to {self.speed:.0f} %.'], state_changed=True)
+        return self._sync_belt(now, out)
+
+    def _intent_set_sensitivity(self, slots: Mapping, now: float) -> Outputs:
+        if not slots:
+            return Outputs(feedback=['Which sensitivity? Say e.g. "sensitivity to 80".'])
+        self.sensitivity = self._adjust(self.sensitivity, slots)
+        return Outputs(feedback=[f'Sensitivity set to {self.sensitivity:.0f} %.'],
+                       state_changed=True)
+
+    def _intent_home(self, slots: Mapping, now: float) -> Outputs:
+        if self.state == 'estopped':
+            return Outputs(feedback=['E-stop is latched; say "start" first.'])
+        return Outputs(feedback=['Homing the arm after the current pick.'],
+                       manipulation=[{'command': 'home'}])
+
+    def _intent_status(self, slots: Mapping, now: float) -> Outputs:
+        query = slots.get('query')
+        texts = {'counts': self._text_counts, 'defect_rate': self._text_defect_rate,
+                 'state': self._text_state, 'last_part': self._text_last_part}
+        if query in texts:
+            return Outputs(feedback=[texts[query]()])
+        return Outputs(feedback=[' '.join(f() for f in texts.values())])
+
+    def _text_counts(self) -> str:
+        c = self.counts
+        return (f'{c["inspected"]} parts inspected: {c["accept"]} accepted, '
+                f'{c["reject"]} rejected, {c["rework"]} to rework.')
+
+    def _text_defect_rate(self) -> str:
+        decided = sum(self.per_class.values())
+        if not decided:
+            return 'No part classified yet.'
+        defective = decided - self.per_class['ok']
+        worst = ', '.join(f'{d} {self.per_class[d]}' for d in DEFECTS if self.per_class[d])
+        return (f'Defect rate {100.0 * defective / decided:.1f} % '
+                f'({defective} of {decided}{": " + worst if worst else ""}).')
+
+    def _text_state(self) -> str:
+        held = f' (held: {self.hold_reason})' if self.held else ''
+        return f'The line is {self.state}{held}, belt {self.speed:.0f} %, ' \
+               f'sensitivity {self.sensitivity:.0f} %.'
+
+    def _text_last_part(self) -> str:
+        d = self.last_part
+        if d is None:
+            return 'No part decided yet.'
+        desc = ' '.join(v for v in (d.get('color'), d.get('shape')) if v) or 'part'
+        return f'Last part: #{d["part_id"]} {desc}, {d["condition"]}, sent to {d["bin"]}.'
+
+
+def _track_matches(track: Track, slots: Mapping) -> bool:
+    if slots.get('color') and track.color != slots['color']:
+        return False
+    if slots.get('shape') and track.shape != slots['shape']:
+        return False
+    defect = slots.get('defect')
+    if defect:
+        label = max(track.probs, key=track.probs.get) if track.n_views else None
+        if defect == 'any':
+            return label not in (None, 'ok')
+        if defect == 'none':
+            return label == 'ok'
+        return label == defect
+    return True

@@ -1,0 +1,318 @@
+"""Unit tests of the supervisor core: state machine, rules, tracker, intents, fail-safe."""
+
+from lepton_robot.interfaces import make_intent, validate_cell_state, validate_decision
+from lepton_robot.supervisor import (BeltOdometer, CellStateMachine, classify, PartTracker,
+                                     RuleBook, RuleError, SortRule, Supervisor,
+                                     SupervisorConfig, TransitionError)
+import pytest
+
+MAX_SPEED = 0.1
+
+
+def _part(x, y=0.0, label='ok', score=0.97, color='red', shape='block'):
+    rest = (1.0 - score) / 4
+    probs = {c: (score if c == label else rest)
+             for c in ('ok', 'scratch', 'crack', 'stain', 'chip')}
+    return {'bbox': [0, 0, 10, 10], 'label': label, 'score': score, 'probs': probs,
+            'color': color, 'shape': shape, 'position': [x, y, 0.02]}
+
+
+def _inspection(stamp, parts):
+    return {'schema': 'lepton.inspection/1', 'stamp': stamp, 'parts': parts}
+
+
+def _intent(intent, **slots):
+    return make_intent(f'<{intent}>', intent, slots, 0.99)
+
+
+def _sup(**kw):
+    return Supervisor(SupervisorConfig(max_belt_speed_mps=MAX_SPEED, **kw))
+
+
+def _feed(sup, t0, t1, parts_at, dt=0.2):
+    """Feed frames from t0 to t1; parts_at(t) gives the parts seen at t; return decisions."""
+    decisions = []
+    t = t0
+    while t <= t1 + 1e-9:
+        out = sup.on_inspection(_inspection(t, parts_at(t)), t)
+        decisions += out.decisions
+        t += dt
+    return decisions
+
+
+# --- state machine -----------------------------------------------------------------------
+@pytest.mark.parametrize('start, events, end', [
+    ('stopped', ['start'], 'running'),
+    ('running', ['pause'], 'paused'),
+    ('paused', ['start'], 'running'),
+    ('running', ['stop'], 'stopped'),
+    ('stopped', ['pause'], 'stopped'),
+    ('running', ['emergency_stop'], 'estopped'),
+    ('running', ['emergency_stop', 'stop'], 'estopped'),
+    ('running', ['emergency_stop', 'pause'], 'estopped'),
+    ('running', ['emergency_stop', 'start'], 'running'),
+    ('stopped', ['emergency_stop', 'emergency_stop', 'start'], 'running'),
+])
+def test_state_machine_transitions(start, events, end):
+    """Every event sequence ends in the expected state; the e-stop only leaves on start."""
+    machine = CellStateMachine(start)
+    for event in events:
+        machine.apply(event)
+    assert machine.state == end
+
+
+def test_state_machine_rejects_unknown():
+    """Unknown events and states raise TransitionError."""
+    with pytest.raises(TransitionError):
+        CellStateMachine('running').apply('dance')
+    with pytest.raises(TransitionError):
+        CellStateMachine('flying')
+
+
+# --- rules ---------------------------------------------------------------------------------
+@pytest.mark.parametrize('rules, part, expected', [
+    ([], ('ok', 'red', 'block'), 'accept'),
+    ([], ('scratch', 'red', 'block'), 'reject'),
+    ([], ('chip', 'gray', 'plate'), 'reject'),
+    ([SortRule('rework', defect='scratch')], ('scratch', 'red', 'block'), 'rework'),
+    ([SortRule('rework', defect='scratch')], ('crack', 'red', 'block'), 'reject'),
+    ([SortRule('rework', defect='any')], ('stain', 'blue', 'block'), 'rework'),
+    ([SortRule('rework', defect='any')], ('ok', 'blue', 'block'), 'accept'),
+    # most specific wins, whatever the order
+    ([SortRule('rework', defect='scratch', color='red'), SortRule('reject', defect='scratch')],
+     ('scratch', 'red', 'block'), 'rework'),
+    ([SortRule('reject', defect='scratch'), SortRule('rework', defect='scratch', color='red')],
+     ('scratch', 'red', 'block'), 'rework'),
+    # ties: the most recent wins
+    ([SortRule('rework', color='red'), SortRule('reject', shape='block')],
+     ('ok', 'red', 'block'), 'reject'),
+    ([SortRule('reject', shape='block'), SortRule('rework', color='red')],
+     ('ok', 'red', 'block'), 'rework'),
+    # same filters: replaced
+    ([SortRule('rework', defect='crack'), SortRule('accept', defect='crack')],
+     ('crack', 'red', 'block'), 'accept'),
+    # safety guard: a broad accept rule never takes a defective part
+    ([SortRule('accept', color='red')], ('scratch', 'red', 'block'), 'reject'),
+    ([SortRule('accept', color='red')], ('ok', 'red', 'block'), 'accept'),
+    ([SortRule('accept', defect='any')], ('stain', 'red', 'block'), 'reject'),
+    ([SortRule('reject', defect='none')], ('ok', 'red', 'cylinder'), 'reject'),
+])
+def test_rules_resolve(rules, part, expected):
+    """Defaults, specificity, recency, replacement and the accept guard."""
+    book = RuleBook()
+    for rule in rules:
+        book.add(rule)
+    assert book.resolve(*part)[0] == expected
+
+
+@pytest.mark.parametrize('slots', [{}, {'bin': 'trash'}, {'bin': 'reject', 'color': 'pink'},
+                                   {'bin': 'reject', 'defect': 'dent'}])
+def test_rules_reject_bad_slots(slots):
+    """A rule without a bin or with non-canonical values is refused."""
+    with pytest.raises(RuleError):
+        RuleBook().add_from_slots(slots)
+
+
+@pytest.mark.parametrize('probs, sensitivity, expected', [
+    ({'ok': 0.9, 'scratch': 0.1}, 50, 'ok'),
+    ({'ok': 0.4, 'scratch': 0.35, 'crack': 0.25}, 50, 'scratch'),
+    ({'ok': 0.75, 'stain': 0.25}, 50, 'ok'),
+    ({'ok': 0.75, 'stain': 0.25}, 80, 'stain'),
+    ({'ok': 0.3, 'chip': 0.7}, 20, 'ok'),
+    ({'ok': 1.0}, 100, 'ok'),
+])
+def test_classify_sensitivity(probs, sensitivity, expected):
+    """Sensitivity moves the defect threshold."""
+    assert classify(probs, sensitivity) == expected
+
+
+# --- tracker -----------------------------------------------------------------------------
+def test_odometer_integrates_speed_changes():
+    """Belt travel integrates piecewise-constant speeds."""
+    odo = BeltOdometer(0.2)
+    odo.set_speed(0.0, 50)     # 0.1 m/s
+    odo.set_speed(2.0, 0)
+    odo.set_speed(5.0, 100)    # 0.2 m/s
+    assert odo.travel(1.0) == pytest.approx(0.1)
+    assert odo.travel(4.0) == pytest.approx(0.2)
+    assert odo.travel(6.0) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize('speed', [0.0, 30.0, 100.0])
+def test_tracker_one_track_per_moving_part(speed):
+    """Two parts riding the belt stay two tracks across frames at any belt speed."""
+    odo = BeltOdometer(MAX_SPEED)
+    odo.set_speed(0.0, speed)
+    tracker = PartTracker(odo, gate_m=0.03)
+    v = MAX_SPEED * speed / 100
+    for k in range(20):
+        t = 0.2 * k
+        tracker.update(t, [_part(0.10 + v * t, 0.05), _part(0.15 + v * t, -0.05)])
+    assert len(tracker.tracks) == 2
+    assert sorted(t.n_views for t in tracker.tracks.values()) == [20, 20]
+
+
+# --- the supervisor ----------------------------------------------------------------------
+def _moving(label_of, xs, t_start=0.0):
+    v = MAX_SPEED * 0.5
+
+    def parts_at(t):
+        return [_part(x + v * (t - t_start), label=label_of[i]) for i, x in enumerate(xs)
+                if 0.0 <= x + v * (t - t_start) < 0.4]
+    return parts_at
+
+
+def test_one_decision_per_part_with_default_rules():
+    """Each part seen over many frames gets exactly one valid decision, bins by default."""
+    sup = _sup(min_views=3)
+    decisions = _feed(sup, 0.0, 6.0, _moving(['ok', 'scratch', 'crack'], [0.2, 0.1, 0.0]))
+    assert len(decisions) == 3
+    assert len({d['part_id'] for d in decisions}) == 3
+    for d in decisions:
+        validate_decision(d)
+    assert sorted(d['bin'] for d in decisions) == ['accept', 'reject', 'reject']
+    assert sup.counts['inspected'] == 3
+    validate_cell_state(sup.cell_state())
+
+
+def test_sort_rule_changes_bin():
+    """A sort intent sends scratched parts to rework."""
+    sup = _sup()
+    out = sup.on_intent(_intent('sort', defect='scratch', bin='rework'), 0.0)
+    assert 'rework' in out.feedback[0]
+    decisions = _feed(sup, 0.0, 3.0, _moving(['scratch', 'ok'], [0.2, 0.1]))
+    assert {d['condition']: d['bin'] for d in decisions} == {'scratch': 'rework', 'ok': 'accept'}
+    assert sup.cell_state()['rules'] == [{'defect': 'scratch', 'bin': 'rework'}]
+
+
+@pytest.mark.parametrize('event, belt, halt', [('stop', 0.0, True),
+                                               ('emergency_stop', 0.0, True),
+                                               ('pause', 0.0, False)])
+def test_stop_events_halt_and_block_decisions(event, belt, halt):
+    """Stop, e-stop, pause: the belt goes to 0, no decision while not running."""
+    sup = _sup()
+    _feed(sup, 0.0, 0.4, lambda t: [])
+    assert sup.belt_target() == 50.0
+    out = sup.on_intent(_intent(event), 0.5)
+    assert out.belt_speed == belt
+    assert any(m['command'] == 'halt' for m in out.manipulation) == halt
+    decisions = _feed(sup, 0.6, 3.0, lambda t: [_part(0.2)])
+    assert decisions == []
+    out = sup.on_intent(_intent('start'), 3.1)
+    assert out.belt_speed == 50.0
+    assert len(_feed(sup, 3.2, 4.0, lambda t: [_part(0.2)])) == 1
+
+
+def test_pause_finishes_current_pick_first():
+    """Paused with a pick in flight, the belt keeps going until its result arrives."""
+    sup = _sup()
+    decisions = _feed(sup, 0.0, 1.0, _moving(['ok'], [0.1]))
+    assert len(decisions) == 1
+    sup.on_intent(_intent('pause'), 1.1)
+    assert sup.state == 'paused' and sup.belt_target() == 50.0
+    out = sup.on_pick_result({'schema': 'lepton.pick_result/1',
+                              'part_id': decisions[0]['part_id'], 'ok': True, 'error': None},
+                             2.0)
+    assert out.belt_speed == 0.0
+
+
+def test_estop_latched_until_start():
+    """The e-stop topic latches; stop/pause/estop(false) do not clear it; start does."""
+    sup = _sup()
+    sup.on_estop(True, 0.0)
+    sup.on_estop(False, 0.1)
+    sup.on_intent(_intent('stop'), 0.2)
+    sup.on_intent(_intent('pause'), 0.3)
+    assert sup.state == 'estopped'
+    assert 'latched' in sup.on_intent(_intent('pick'), 0.4).feedback[0]
+    sup.on_intent(_intent('start'), 0.5)
+    assert sup.state == 'running'
+
+
+def test_unknown_changes_nothing():
+    """Gibberish (unknown) leaves state, rules, speed and sensitivity untouched."""
+    sup = _sup()
+    before = sup.cell_state()
+    out = sup.on_intent(make_intent('asdf qwer', 'unknown', {}, 0.2), 0.0)
+    assert out.decisions == [] and out.manipulation == [] and out.belt_speed is None
+    assert sup.cell_state() == before
+
+
+def test_stale_inspections_hold_then_release():
+    """No inspections: held; inspections again: released."""
+    sup = _sup(stale_after_s=1.0)
+    assert sup.held and sup.belt_target() == 0.0
+    _feed(sup, 0.0, 1.0, lambda t: [])
+    assert not sup.held and sup.belt_target() == 50.0
+    out = sup.tick(3.0)
+    assert sup.held and out.belt_speed == 0.0 and 'stale' in out.feedback[0]
+    assert 'stale' in sup.cell_state()['hold_reason']
+    # a part in view while held gets no decision
+    sup.on_inspection(_inspection(2.0, [_part(0.2)]), 3.1)   # late frame, still stale
+    assert sup.tick(3.2).decisions == []
+    out = sup.on_inspection(_inspection(3.3, [_part(0.2)]), 3.3)
+    assert not sup.held and out.belt_speed == 50.0
+
+
+def test_failsafe_never_accepts_uninspected():
+    """A part seen once then lost is not reliably inspected: it goes to reject, not accept."""
+    sup = _sup(min_views=3, lost_after_s=0.5)
+    sup.on_intent(_intent('sort', defect='none', bin='accept'), 0.0)
+    seen = _feed(sup, 0.0, 0.0, lambda t: [_part(0.1, label='ok')])
+    later = _feed(sup, 0.2, 1.2, lambda t: [])
+    decisions = seen + later
+    assert len(decisions) == 1
+    assert decisions[0]['bin'] == 'reject' and 'fail-safe' in decisions[0]['reason']
+
+
+@pytest.mark.parametrize('slots, expected', [({'value': 30}, 30.0),
+                                             ({'direction': 'up'}, 70.0),
+                                             ({'direction': 'down'}, 30.0),
+                                             ({'value': 100}, 100.0)])
+def test_set_speed(slots, expected):
+    """set_speed by value or direction changes the belt target."""
+    sup = _sup()
+    _feed(sup, 0.0, 0.2, lambda t: [])
+    out = sup.on_intent(_intent('set_speed', **slots), 0.3)
+    assert sup.speed == expected and out.belt_speed == expected
+
+
+def test_set_sensitivity_changes_classification():
+    """A stricter sensitivity flags a borderline part."""
+    sup = _sup()
+    sup.on_intent(_intent('set_sensitivity', value=90), 0.0)
+    decisions = _feed(sup, 0.0, 1.0, lambda t: [_part(0.1, label='ok', score=0.8)])
+    assert decisions[0]['bin'] == 'reject'
+
+
+@pytest.mark.parametrize('query, words', [('counts', 'inspected'),
+                                          ('defect_rate', 'Defect rate'),
+                                          ('state', 'running'),
+                                          ('last_part', 'Last part')])
+def test_status_answers(query, words):
+    """Status answers each query in text and moves nothing."""
+    sup = _sup()
+    _feed(sup, 0.0, 1.0, _moving(['scratch'], [0.1]))
+    out = sup.on_intent(_intent('status', query=query), 1.1)
+    assert words in out.feedback[0]
+    assert out.decisions == [] and out.belt_speed is None
+
+
+def test_pick_intent_overrides_bin():
+    """'take the red cylinder to rework' decides that part at once with the asked bin."""
+    sup = _sup(min_views=5)
+    sup.on_inspection(_inspection(0.0, [_part(0.1, color='red', shape='cylinder'),
+                                        _part(0.2, color='blue', shape='block')]), 0.0)
+    out = sup.on_intent(_intent('pick', color='red', shape='cylinder', bin='rework'), 0.1)
+    assert len(out.decisions) == 1
+    assert out.decisions[0]['bin'] == 'rework' and out.decisions[0]['color'] == 'red'
+
+
+def test_home_and_inspect():
+    """Home asks the controller to home; inspect resets an undecided part's views."""
+    sup = _sup(min_views=5)
+    assert sup.on_intent(_intent('home'), 0.0).manipulation == [{'command': 'home'}]
+    sup.on_inspection(_inspection(0.0, [_part(0.1)]), 0.0)
+    out = sup.on_intent(_intent('inspect', part_id=0), 0.1)
+    assert 'Re-inspecting' in out.feedback[0]
+    assert sup.tracker.tracks[0].n_views == 0
