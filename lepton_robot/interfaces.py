@@ -28,6 +28,14 @@ TOPIC_JOINT_TRAJECTORY = 'arm_controller/joint_trajectory'
 TOPIC_JOINT_STATES = 'joint_states'
 TOPIC_CLOCK = '/clock'
 TOPIC_DIAGNOSTICS = '/diagnostics'
+# Cell-internal topics (extensions of the contract, documented in README "The ROS 2 graph"):
+#: std_msgs/Float32, percent 0..100 of max belt speed; supervisor -> sim bridge / conveyor.
+TOPIC_BELT_SPEED = 'conveyor/speed_command'
+#: std_msgs/String JSON {"command": "halt" | "resume" | "home", "reason"?}; supervisor ->
+#: manipulation controller.
+TOPIC_MANIPULATION_COMMAND = 'manipulation/command'
+#: std_msgs/Bool, true = suction on; controller -> sim bridge / tool driver.
+TOPIC_GRIPPER = 'gripper/command'
 
 # --- Schemas -------------------------------------------------------------------------------
 SCHEMA_INSPECTION = 'lepton.inspection/1'

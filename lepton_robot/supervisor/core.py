@@ -104,6 +104,7 @@ class Supervisor:
         self.last_part: Optional[dict] = None
         self.pending_pick: Optional[dict] = None
         self._belt_out: Optional[float] = None
+        self.last_views: List[tuple] = []   # (track_id, part) of the last inspection
 
     # --- derived state ---------------------------------------------------------------------
     @property
@@ -145,7 +146,10 @@ class Supervisor:
         out = Outputs()
         stamp = float(payload['stamp'])
         self.last_inspection = max(stamp, self.last_inspection or stamp)
-        for track in self.tracker.update(stamp, payload.get('parts', [])):
+        tracks = self.tracker.update(stamp, payload.get('parts', []))
+        located = [p for p in payload.get('parts', []) if p.get('position') is not None]
+        self.last_views = [(t.track_id, p) for t, p in zip(tracks, located)]
+        for track in tracks:
             if track.n_views == 1 and not track.decided:
                 self.counts['inspected'] += 1
                 out.extend(self._apply_pending_pick(track))

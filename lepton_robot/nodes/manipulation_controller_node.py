@@ -1,0 +1,265 @@
+"""
+``manipulation_controller_node``: decisions in, arm trajectories and suction commands out.
+
+Each ``pick_place`` decision becomes one trajectory planned by ``lepton_robot.sim.arm``'s
+``ArmPlanner`` (the Panda's kinematics; on a real cell the same planner feeds the real
+``joint_trajectory_controller``). Decisions queue and run one at a time. The part's pose is
+predicted to the planning time with the belt odometer fed by ``conveyor/speed_command``.
+
+Outputs: ``arm_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory, stamped with
+the start time), ``gripper/command`` (std_msgs/Bool, true = suction on) at the planned
+times, and one ``manipulation/result`` per decision. A halt (cell ``stopped`` /
+``estopped``) publishes an empty trajectory at once: the controller then holds the arm
+where it is (ros2_control semantics).
+"""
+
+from collections import deque
+import json
+import math
+import time
+from typing import Deque, List, Optional, Tuple
+
+from builtin_interfaces.msg import Duration
+from lepton_robot.errors import LeptonError, SchemaError
+from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
+                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_CELL_STATE,
+                                     TOPIC_DECISION, TOPIC_GRIPPER, TOPIC_JOINT_STATES,
+                                     TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_COMMAND,
+                                     TOPIC_PICK_RESULT)
+from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
+from lepton_robot.ros.node_main import run_node
+from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
+from lepton_robot.supervisor.tracker import BeltOdometer
+import numpy as np
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float32, String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+#: Topic with the vacuum sensor (std_msgs/Bool, true = an object is held).
+TOPIC_GRIPPER_STATE = 'gripper/state'
+
+
+def _duration(seconds: float) -> Duration:
+    sec = int(math.floor(seconds))
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1000000000)
+
+
+def trajectory_msg(joint_names: List[str], times: np.ndarray, positions: np.ndarray,
+                   velocities: Optional[np.ndarray]) -> JointTrajectory:
+    """Convert planner arrays to a JointTrajectory (times relative to the header stamp)."""
+    msg = JointTrajectory()
+    msg.joint_names = list(joint_names)
+    for i, t in enumerate(times):
+        point = JointTrajectoryPoint()
+        point.positions = [float(v) for v in positions[i]]
+        if velocities is not None:
+            point.velocities = [float(v) for v in velocities[i]]
+        point.time_from_start = _duration(float(t))
+        msg.points.append(point)
+    return msg
+
+
+class ManipulationControllerNode(Node):
+    """Plan and command one pick-and-place per decision; halt at once on stop."""
+
+    def __init__(self) -> None:
+        super().__init__('manipulation_controller')
+        ro = {'read_only': True}
+        params = [
+            ('max_belt_speed_mps', 0.1, 'belt speed at 100 % (m/s); must match the conveyor',
+             dict(floating_point_range=[FloatingPointRange(from_value=0.001, to_value=2.0)],
+                  **ro)),
+            ('scenario', 'default', 'sim scenario whose arm, bins and belt to plan for', ro),
+            ('rate_hz', 100.0, 'control loop rate (node clock)', ro),
+            ('result_timeout_s', 30.0, 'a pick not finished this long after its end fails',
+             ro),
+        ]
+        for name, default, text, extra in params:
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      **extra))
+        p = {name: self.get_parameter(name).value for name, *_ in params}
+        from lepton_robot.sim.arm import ArmPlanner
+        try:
+            self.planner = ArmPlanner(p['scenario']) if p['scenario'] else ArmPlanner()
+        except TypeError:
+            self.planner = ArmPlanner()
+        self.odometer = BeltOdometer(p['max_belt_speed_mps'])
+        self.queue: Deque[dict] = deque()
+        self.job: Optional[dict] = None
+        self.halted = False
+        self.q: Optional[np.ndarray] = None
+        self.joint_names: Optional[List[str]] = None
+        self.holding = False
+        self.pending_home = False
+        self._bad = 0
+
+        self.pub_traj = self.create_publisher(JointTrajectory, TOPIC_JOINT_TRAJECTORY, RELIABLE)
+        self.pub_gripper = self.create_publisher(Bool, TOPIC_GRIPPER, RELIABLE)
+        self.pub_result = self.create_publisher(String, TOPIC_PICK_RESULT, RELIABLE)
+        self.diag = DiagnosticsPublisher(self)
+        self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
+        self.create_subscription(String, TOPIC_MANIPULATION_COMMAND, self._on_command,
+                                 RELIABLE)
+        self.create_subscription(String, TOPIC_CELL_STATE, self._on_cell_state, LATCHED)
+        self.create_subscription(Float32, TOPIC_BELT_SPEED, self._on_belt_speed, LATCHED)
+        self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joint_states, SENSOR)
+        self.create_subscription(Bool, TOPIC_GRIPPER_STATE, self._on_gripper_state, RELIABLE)
+        self.create_timer(1.0 / p['rate_hz'], self._on_timer)
+        self.create_timer(1.0, self._on_diag_timer)
+        self.stats = {'ok': 0, 'failed': 0, 'plan_ms': []}
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # --- inputs ------------------------------------------------------------------------------
+    def _on_decision(self, msg: String) -> None:
+        """Queue a decision."""
+        try:
+            decision = loads(msg.data, SCHEMA_DECISION)
+        except SchemaError as exc:
+            self._bad += 1
+            self.get_logger().warning(f'bad decision dropped: {exc}', throttle_duration_sec=5.0)
+            return
+        if decision['action'] == 'pick_place':
+            self.queue.append(decision)
+
+    def _on_command(self, msg: String) -> None:
+        """Handle halt / resume / home from the supervisor."""
+        try:
+            command = json.loads(msg.data).get('command')
+        except (ValueError, AttributeError):
+            self.get_logger().warning(f'bad manipulation command {msg.data!r}')
+            return
+        if command == 'halt':
+            self._halt('halted: ' + str(json.loads(msg.data).get('reason', 'stop')))
+        elif command == 'resume':
+            self.halted = False
+        elif command == 'home':
+            self.pending_home = True
+
+    def _on_cell_state(self, msg: String) -> None:
+        """Halt on stopped/estopped even if the halt command was missed."""
+        try:
+            state = loads(msg.data, SCHEMA_CELL_STATE)['state']
+        except SchemaError:
+            return
+        if state in ('stopped', 'estopped') and not self.halted:
+            self._halt(f'halted: cell {state}')
+        elif state in ('running', 'paused'):
+            self.halted = False
+
+    def _on_belt_speed(self, msg: Float32) -> None:
+        """Track belt travel for pose prediction."""
+        self.odometer.set_speed(self._now(), float(msg.data))
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        """Keep the latest joint positions."""
+        self.joint_names = list(msg.name)
+        self.q = np.asarray(msg.position, dtype=float)
+
+    def _on_gripper_state(self, msg: Bool) -> None:
+        """Vacuum sensor: is a part held."""
+        if msg.data and self.job is not None:
+            self.job['held'] = True
+        self.holding = bool(msg.data)
+
+    # --- control -----------------------------------------------------------------------------
+    def _halt(self, reason: str) -> None:
+        self.halted = True
+        hold = JointTrajectory()
+        hold.header.stamp = self.get_clock().now().to_msg()
+        hold.joint_names = list(self.joint_names or [])
+        self.pub_traj.publish(hold)    # no points: the controller holds the current pose
+        if self.job is not None and self.job.get('home'):
+            self.job = None
+        elif self.job is not None:
+            self._finish(False, reason)
+        self.get_logger().warning(reason)
+
+    def _finish(self, ok: bool, error: Optional[str]) -> None:
+        job, self.job = self.job, None
+        result = {'schema': SCHEMA_PICK_RESULT, 'part_id': int(job['decision']['part_id']),
+                  'ok': bool(ok), 'error': error,
+                  'duration_s': round(self._now() - job['t0'], 3),
+                  'bin': job['decision'].get('bin'), 'plan_ms': job.get('plan_ms')}
+        self.pub_result.publish(String(data=dumps(result)))
+        self.stats['ok' if ok else 'failed'] += 1
+        if not ok:
+            self.get_logger().warning(f'part {result["part_id"]}: {error}')
+
+    def _predict(self, decision: dict, now: float) -> Tuple[float, float, float, float]:
+        x, y, z, yaw = (float(v) for v in decision['pick_pose'])
+        stamp = float(decision.get('stamp', now))
+        x += self.odometer.travel(now) - self.odometer.travel(stamp)
+        return x, y, z, yaw
+
+    def _start(self, decision: dict, now: float) -> None:
+        pose = self._predict(decision, now)
+        self.job = {'decision': decision, 't0': now, 'held': False}
+        if not all(math.isfinite(v) for v in pose):
+            self._finish(False, f'rejected: pick pose is not finite {pose}')
+            return
+        t_plan = time.perf_counter()
+        try:
+            traj = self.planner.plan_pick_place(
+                self.q, pose, decision['bin'],
+                belt_velocity=(self.odometer.velocity, 0.0, 0.0))
+        except LeptonError as exc:   # UnreachableError and friends: report, carry on
+            self._finish(False, f'rejected: {exc}')
+            return
+        self.job['plan_ms'] = round(1e3 * (time.perf_counter() - t_plan), 2)
+        self._send(traj, now)
+
+    def _send(self, traj, now: float) -> None:
+        msg = trajectory_msg(traj.joint_names, traj.times, traj.positions,
+                             getattr(traj, 'velocities', None))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_traj.publish(msg)
+        self.job['events'] = sorted((now + float(t), bool(on)) for t, on in traj.suction)
+        self.job['t_end'] = now + float(traj.times[-1])
+
+    def _on_timer(self) -> None:
+        """Run the suction schedule, finish jobs, start the next one."""
+        now = self._now()
+        job = self.job
+        if job is not None and 'events' in job:
+            while job['events'] and job['events'][0][0] <= now:
+                _, on = job['events'].pop(0)
+                if not on:
+                    job['released_holding'] = self.holding or job['held']
+                self.pub_gripper.publish(Bool(data=on))
+            if not job['events'] and now >= job['t_end']:
+                if job.get('home'):
+                    self.job = None
+                elif job.get('released_holding', False):
+                    self._finish(True, None)
+                else:
+                    self._finish(False, 'pick missed: nothing was held at release')
+        if self.job is not None or self.halted or self.q is None:
+            return
+        if self.pending_home:
+            self.pending_home = False
+            self.job = {'decision': None, 't0': now, 'home': True}
+            self._send(self.planner.plan_home(self.q), now)
+            return
+        if self.queue:
+            self._start(self.queue.popleft(), now)
+
+    def _on_diag_timer(self) -> None:
+        """Publish diagnostics."""
+        level = ERROR if self.q is None else OK
+        self.diag.publish(level, 'no joint_states yet' if self.q is None else
+                          ('halted' if self.halted else 'ok'),
+                          {'queue': len(self.queue), 'busy': self.job is not None,
+                           'ok': self.stats['ok'], 'failed': self.stats['failed']})
+
+
+def main(args=None) -> int:
+    """Run the manipulation controller node."""
+    return run_node(ManipulationControllerNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

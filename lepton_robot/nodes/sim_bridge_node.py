@@ -1,0 +1,419 @@
+"""
+``sim_bridge_node``: the simulated cell (PyBullet ``WorkCell``) as the cell's hardware.
+
+The bridge owns the ``WorkCell`` and steps it on its own worker thread (PyBullet is used
+from that thread only; ROS callbacks only hand over commands). It publishes ``/clock``
+(every node of the sim graph runs with ``use_sim_time``), ``joint_states``, the camera
+(``camera/image_raw`` + ``camera/camera_info``: in the sim graph the bridge *is* the camera
+driver, so no ``camera_node`` runs there), and the vacuum sensor ``gripper/state``. It
+drives the belt at ``conveyor/speed_command``, follows ``arm_controller/joint_trajectory``
+like ros2_control's joint_trajectory_controller (``TrajectoryFollower``) and switches the
+suction on ``gripper/command``.
+
+Pacing: the sim runs no faster than ``max_rtf`` x real time; with ``sync_inspection`` it
+also waits (up to ``sync_timeout_s`` of wall time) for the inspection of each frame before
+stepping on, so a slow detector on a loaded machine does not miss parts. When the detector
+is gone the bridge stops waiting until inspections come back.
+
+At the end of the run (every part spawned and off the belt, or ``max_sim_time_s``) it
+computes the ground-truth summary with ``lepton_robot.sim.summary``, writes it to
+``summary_path`` and publishes it once on ``sim/summary`` (transient local).
+"""
+
+import json
+import math
+import threading
+import time
+from typing import Dict, List, Optional
+
+from lepton_robot.errors import ConfigError, SchemaError
+from lepton_robot.interfaces import (loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
+                                     SCHEMA_INSPECTION, SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED,
+                                     TOPIC_CAMERA_INFO, TOPIC_CELL_STATE, TOPIC_CLOCK,
+                                     TOPIC_DECISION, TOPIC_GRIPPER, TOPIC_IMAGE,
+                                     TOPIC_INSPECTION, TOPIC_JOINT_STATES,
+                                     TOPIC_JOINT_TRAJECTORY, TOPIC_PICK_RESULT)
+from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from lepton_robot.ros.node_main import run_node
+from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
+from lepton_robot.supervisor.tracker import BeltOdometer
+from lepton_robot.trajectory_follower import TrajectoryError, TrajectoryFollower
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, JointState
+from std_msgs.msg import Bool, Float32, String
+from trajectory_msgs.msg import JointTrajectory
+
+TOPIC_GRIPPER_STATE = 'gripper/state'
+TOPIC_SIM_SUMMARY = 'sim/summary'
+
+
+def _stamp(t: float):
+    from builtin_interfaces.msg import Time
+    sec = int(math.floor(t))
+    return Time(sec=sec, nanosec=min(999999999, int(round((t - sec) * 1e9))))
+
+
+def camera_info_msg(camera, stamp) -> CameraInfo:
+    """Build a CameraInfo from a ``CameraModel``."""
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = camera.frame_id
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = 'plumb_bob'
+    msg.d = [float(v) for v in np.asarray(camera.D).ravel()]
+    msg.k = [float(v) for v in np.asarray(camera.K).ravel()]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [float(v) for v in np.asarray(camera.P).ravel()]
+    return msg
+
+
+def _percentiles(values: List[float]) -> Dict[str, float]:
+    if not values:
+        return {}
+    arr = np.asarray(values, dtype=float)
+    return {f'p{q}': round(float(np.percentile(arr, q)), 3) for q in (50, 95, 99)}
+
+
+class SimBridgeNode(Node):
+    """Step the simulated cell and expose it as camera, conveyor, arm and suction."""
+
+    def __init__(self) -> None:
+        super().__init__('sim_bridge', parameter_overrides=[
+            Parameter('use_sim_time', Parameter.Type.BOOL, False)])
+        ro = {'read_only': True}
+        params = [
+            ('scenario', 'default', 'scenario name or YAML path', ro),
+            ('seed', 0, 'seed of the run (parts, defects, lighting, timing)', ro),
+            ('parts', 20, 'parts the feeder spawns before the run ends', ro),
+            ('gui', False, 'open the PyBullet GUI', ro),
+            ('camera_rate_hz', 0.0, 'camera frame rate in sim time (0 = scenario rate)', ro),
+            ('clock_rate_hz', 100.0, '/clock publish rate in sim time', ro),
+            ('joint_state_rate_hz', 50.0, 'joint_states rate in sim time', ro),
+            ('max_rtf', 1.0, 'largest real-time factor (0 = as fast as possible)', ro),
+            ('sync_inspection', True, "wait for each frame's inspection before stepping on",
+             ro),
+            ('sync_timeout_s', 1.0, 'wall seconds to wait for an inspection', ro),
+            ('path_tolerance_rad', 0.3, 'trajectory abort threshold (rad)', ro),
+            ('max_sim_time_s', 0.0, 'end the run at this sim time (0 = parts x 12 s + 60)',
+             ro),
+            ('settle_s', 2.0, 'sim seconds to run on after the last part left the belt', ro),
+            ('summary_path', '', 'write the run summary JSON here', ro),
+        ]
+        for name, default, text, extra in params:
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      **extra))
+        self.p = {name: self.get_parameter(name).value for name, *_ in params}
+        if self.p['parts'] < 0:
+            raise ConfigError('parts must be >= 0')
+        from lepton_robot.sim.cell import WorkCell
+        self.cell = WorkCell(self.p['scenario'], seed=int(self.p['seed']),
+                             gui=bool(self.p['gui']))
+        self.cell.parts_to_spawn = int(self.p['parts'])
+        self.cell.feeder_enabled = False       # the feeder starts when the belt first runs
+        self.cell.set_belt_speed(0.0)
+        self.arm = self.cell.arm
+        self.follower = TrajectoryFollower(self.arm.joint_names,
+                                           self.p['path_tolerance_rad'])
+        scenario_rate = float(self.cell.scenario.camera.get('rate_hz', 10.0)) \
+            if hasattr(self.cell, 'scenario') else 10.0
+        self.camera_period = 1.0 / (self.p['camera_rate_hz'] or scenario_rate)
+        belt = getattr(self.cell, 'scenario', None)
+        max_speed = float(belt.belt.get('max_speed', 0.1)) if belt is not None else 0.1
+        self.odometer = BeltOdometer(max_speed)
+        self.max_sim_time = self.p['max_sim_time_s'] or 12.0 * self.p['parts'] + 60.0
+
+        self._lock = threading.Lock()
+        self._belt_cmd: Optional[float] = None
+        self._traj_cmds: List[JointTrajectory] = []
+        self._suction_cmds: List[bool] = []
+        self._inspected_stamp = -1.0
+        self._inspection_event = threading.Event()
+        self._detector_alive = True
+        self._stop = threading.Event()
+        self.decisions: List[dict] = []
+        self.predictions: Dict[int, str] = {}
+        self.decision_of_part: Dict[int, dict] = {}
+        self.rules: List[dict] = []
+        self.latency: Dict[str, List[float]] = {'capture': [], 'inference': [],
+                                                'planning': [], 'decision': []}
+        self._frame_wall: Dict[float, float] = {}
+        self.summary: Optional[dict] = None
+        self.pick_results: List[dict] = []
+
+        self.pub_clock = self.create_publisher(Clock, TOPIC_CLOCK, 10)
+        self.pub_js = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR)
+        self.pub_image = self.create_publisher(Image, TOPIC_IMAGE, SENSOR)
+        self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
+        self.pub_grip = self.create_publisher(Bool, TOPIC_GRIPPER_STATE, RELIABLE)
+        self.pub_summary = self.create_publisher(String, TOPIC_SIM_SUMMARY, LATCHED)
+        self.diag = DiagnosticsPublisher(self, hardware_id='pybullet-sim')
+        self.create_subscription(Float32, TOPIC_BELT_SPEED, self._on_belt_speed, LATCHED)
+        self.create_subscription(JointTrajectory, TOPIC_JOINT_TRAJECTORY, self._on_trajectory,
+                                 RELIABLE)
+        self.create_subscription(Bool, TOPIC_GRIPPER, self._on_gripper, RELIABLE)
+        self.create_subscription(String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
+        self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
+        self.create_subscription(String, TOPIC_CELL_STATE, self._on_cell_state, LATCHED)
+        self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
+        self.create_timer(1.0, self._on_diag_timer)
+        self._wall0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name='sim', daemon=True)
+        self._thread.start()
+        self.get_logger().info(f'sim bridge up: scenario {self.p["scenario"]}, seed '
+                               f'{self.p["seed"]}, {self.p["parts"]} parts, camera '
+                               f'{1.0 / self.camera_period:.1f} Hz')
+
+    # --- ROS callbacks (executor thread): hand over only -------------------------------------
+    def _on_belt_speed(self, msg: Float32) -> None:
+        """Take the commanded belt speed."""
+        with self._lock:
+            self._belt_cmd = float(msg.data)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        """Queue a trajectory for the follower."""
+        with self._lock:
+            self._traj_cmds.append(msg)
+
+    def _on_gripper(self, msg: Bool) -> None:
+        """Queue a suction command."""
+        with self._lock:
+            self._suction_cmds.append(bool(msg.data))
+
+    def _on_inspection(self, msg: String) -> None:
+        """Note which frame was inspected (pacing) and the inference latency."""
+        try:
+            payload = loads(msg.data, SCHEMA_INSPECTION)
+        except SchemaError:
+            return
+        stamp = float(payload['stamp'])
+        lat = payload.get('latency_ms') or {}
+        if 'infer' in lat:
+            self.latency['inference'].append(float(lat['infer']))
+        wall = self._frame_wall.pop(round(stamp, 6), None)
+        if wall is not None:
+            self.latency['decision'].append(1e3 * (time.monotonic() - wall))
+        self._inspected_stamp = max(self._inspected_stamp, stamp)
+        self._detector_alive = True
+        self._inspection_event.set()
+
+    def _on_decision(self, msg: String) -> None:
+        """Keep decisions to pair them with the parts the arm picks (for the summary)."""
+        try:
+            decision = loads(msg.data, SCHEMA_DECISION)
+        except SchemaError:
+            return
+        with self._lock:
+            self.decisions.append(decision)
+
+    def _on_cell_state(self, msg: String) -> None:
+        """Keep the active sorting rules (the summary scores against them)."""
+        try:
+            self.rules = loads(msg.data, SCHEMA_CELL_STATE)['rules']
+        except SchemaError:
+            return
+
+    def _on_pick_result(self, msg: String) -> None:
+        """Keep planning latency from pick results."""
+        try:
+            result = loads(msg.data, SCHEMA_PICK_RESULT)
+        except SchemaError:
+            return
+        self.pick_results.append(result)
+        if result.get('plan_ms') is not None:
+            self.latency['planning'].append(float(result['plan_ms']))
+
+    def _on_diag_timer(self) -> None:
+        """Publish the bridge's diagnostics (wall timer)."""
+        wall = time.monotonic() - self._wall0
+        sim_t = self.cell.sim_time
+        level = OK if self._detector_alive else WARN
+        if self.follower.aborted:
+            level = ERROR
+        self.diag.publish(level, self.follower.aborted or
+                          ('running' if self._detector_alive else 'no inspections'),
+                          {'sim_time': round(sim_t, 2),
+                           'rtf': round(sim_t / wall, 3) if wall > 0 else 0.0})
+
+    # --- the sim loop (worker thread) --------------------------------------------------------
+    def _apply_commands(self, t: float) -> None:
+        with self._lock:
+            belt, self._belt_cmd = self._belt_cmd, None
+            trajs, self._traj_cmds = self._traj_cmds, []
+            suction, self._suction_cmds = self._suction_cmds, []
+        if belt is not None:
+            self.cell.set_belt_speed(belt)
+            self.odometer.set_speed(t, belt)
+            if belt > 0 and not self.cell.feeder_enabled:
+                self.cell.feeder_enabled = True
+        q = self.arm.joint_positions()
+        for msg in trajs:
+            stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            try:
+                self.follower.set_trajectory(
+                    t, q, msg.joint_names,
+                    [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec
+                     for p in msg.points],
+                    [list(p.positions) for p in msg.points],
+                    [list(p.velocities) for p in msg.points] if msg.points and
+                    all(len(p.velocities) for p in msg.points) else None, start_time=stamp)
+            except TrajectoryError as exc:
+                self.get_logger().error(f'trajectory refused, holding: {exc}')
+        for on in suction:
+            before = self.arm.holding()
+            self.arm.set_suction(on)
+            self._note_pick(before, self.arm.holding(), t)
+
+    def _note_pick(self, before, after, t: float) -> None:
+        """Pair a part that just got attached with the decision that targeted it."""
+        if after is None or after == before:
+            return
+        truth = {p.id: p for p in self.cell.parts()}.get(after)
+        if truth is None:
+            return
+        best, best_d = None, math.inf
+        with self._lock:
+            candidates = [d for d in self.decisions if d['part_id'] not in
+                          {v['part_id'] for v in self.decision_of_part.values()}]
+        for d in candidates:
+            x, y = d['pick_pose'][0], d['pick_pose'][1]
+            x += self.odometer.travel(t) - self.odometer.travel(float(d.get('stamp', t)))
+            dist = math.hypot(x - truth.position[0], y - truth.position[1])
+            if dist < best_d:
+                best, best_d = d, dist
+        if best is not None and best_d < 0.1:
+            self.decision_of_part[after] = best
+            self.predictions[after] = best.get('condition', 'unknown')
+
+    def _publish_clock(self, t: float) -> None:
+        self.pub_clock.publish(Clock(clock=_stamp(t)))
+
+    def _publish_joint_states(self, t: float) -> None:
+        msg = JointState()
+        msg.header.stamp = _stamp(t)
+        msg.name = list(self.arm.joint_names)
+        msg.position = [float(v) for v in self.arm.joint_positions()]
+        msg.velocity = [float(v) for v in self.arm.joint_velocities()]
+        self.pub_js.publish(msg)
+        self.pub_grip.publish(Bool(data=self.arm.holding() is not None))
+
+    def _publish_frame(self, t: float) -> None:
+        t0 = time.perf_counter()
+        img = np.ascontiguousarray(self.cell.render())
+        self.latency['capture'].append(1e3 * (time.perf_counter() - t0))
+        stamp = _stamp(t)
+        msg = Image()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.cell.camera.frame_id
+        msg.height, msg.width = int(img.shape[0]), int(img.shape[1])
+        msg.encoding = 'bgr8'
+        msg.step = int(img.shape[1] * 3)
+        msg.data = img.tobytes()
+        self._frame_wall[round(t, 6)] = time.monotonic()
+        if len(self._frame_wall) > 100:
+            self._frame_wall.pop(next(iter(self._frame_wall)))
+        self.pub_image.publish(msg)
+        self.pub_info.publish(camera_info_msg(self.cell.camera, stamp))
+
+    def _wait_for_inspection(self, t: float) -> None:
+        if not self.p['sync_inspection'] or not self._detector_alive:
+            return
+        deadline = time.monotonic() + self.p['sync_timeout_s']
+        while self._inspected_stamp < t - 1e-6 and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._detector_alive = False   # free-run until inspections come back
+                self.get_logger().warning('no inspection of the last frame: not waiting for '
+                                          'the detector until it answers again')
+                return
+            self._inspection_event.clear()
+            self._inspection_event.wait(min(left, 0.05))
+
+    def _finished(self, t: float) -> bool:
+        if t >= self.max_sim_time:
+            return True
+        parts = self.cell.parts()
+        spawned = len(parts) >= self.p['parts']
+        return spawned and all(p.location not in ('belt', 'gripper') for p in parts)
+
+    def _run(self) -> None:
+        next_clock = next_js = next_frame = next_check = 0.0
+        clock_period = 1.0 / self.p['clock_rate_hz']
+        js_period = 1.0 / self.p['joint_state_rate_hz']
+        wall0 = time.monotonic()
+        sim0 = self.cell.sim_time
+        done_at = None
+        try:
+            while not self._stop.is_set():
+                t = self.cell.sim_time
+                self._apply_commands(t)
+                q_des = self.follower.desired(t)
+                if q_des is not None:
+                    if self.follower.check(self.arm.joint_positions(), q_des):
+                        self.get_logger().error(f'trajectory aborted: {self.follower.aborted}')
+                        q_des = self.follower.desired(t)
+                    self.arm.command_positions(q_des)
+                self.cell.step(1)
+                t = self.cell.sim_time
+                if t >= next_clock:
+                    self._publish_clock(t)
+                    next_clock += clock_period
+                if t >= next_js:
+                    self._publish_joint_states(t)
+                    next_js += js_period
+                if t >= next_frame:
+                    self._publish_frame(t)
+                    next_frame += self.camera_period
+                    self._wait_for_inspection(t)
+                if self.p['max_rtf'] > 0:
+                    ahead = (t - sim0) / self.p['max_rtf'] - (time.monotonic() - wall0)
+                    if ahead > 0.002:
+                        time.sleep(ahead)
+                if t >= next_check:
+                    next_check += 0.5
+                    if done_at is None and self._finished(t):
+                        done_at = t
+                    if done_at is not None and t >= done_at + self.p['settle_s']:
+                        break
+        finally:
+            if not self._stop.is_set():
+                self._write_summary(time.monotonic() - self._wall0)
+
+    def _write_summary(self, wall_s: float) -> None:
+        from lepton_robot.sim.summary import run_summary
+        summary = run_summary(self.cell, self.rules, dict(self.predictions))
+        sim_t = self.cell.sim_time
+        summary.update({'seed': int(self.p['seed']), 'sim_time_s': round(sim_t, 3),
+                        'wall_time_s': round(wall_s, 3),
+                        'real_time_factor': round(sim_t / wall_s, 3) if wall_s else None,
+                        'latency_ms': {k: _percentiles(v) for k, v in self.latency.items()},
+                        'decisions': len(self.decisions),
+                        'pick_results': {'ok': sum(r['ok'] for r in self.pick_results),
+                                         'failed': sum(not r['ok'] for r in self.pick_results)}})
+        self.summary = summary
+        if self.p['summary_path']:
+            with open(self.p['summary_path'], 'w', encoding='utf-8') as fh:
+                json.dump(summary, fh, indent=2)
+        self.pub_summary.publish(String(data=json.dumps(summary)))
+        self.get_logger().info(f'run finished: {summary.get("parts_sorted")} sorted, '
+                               f'{summary.get("escapes")} escapes, '
+                               f'{summary.get("sim_time_s")} s sim')
+
+    def close(self) -> None:
+        """Stop the sim thread and close the cell."""
+        self._stop.set()
+        self._inspection_event.set()
+        self._thread.join(timeout=5.0)
+        self.cell.close()
+
+
+def main(args=None) -> int:
+    """Run the sim bridge node."""
+    return run_node(SimBridgeNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""``supervisor_node``: the cell's state machine, part tracking, sorting rules and fail-safe."""
+
+import json
+from typing import Optional
+
+from lepton_robot.errors import ConfigError, SchemaError
+from lepton_robot.interfaces import (dumps, loads, SCHEMA_INSPECTION, SCHEMA_INTENT,
+                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_CELL_STATE,
+                                     TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
+                                     TOPIC_INSPECTION, TOPIC_INTENT,
+                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT)
+from lepton_robot.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from lepton_robot.ros.node_main import run_node
+from lepton_robot.ros.qos import LATCHED, RELIABLE
+from lepton_robot.supervisor import Outputs, Supervisor, SupervisorConfig
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.node import Node
+from std_msgs.msg import Bool, Float32, String
+
+
+def _float_range(lo: float, hi: float) -> list:
+    return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+
+
+class SupervisorNode(Node):
+    """Decide for every tracked part, run the cell state machine, answer the operator."""
+
+    def __init__(self) -> None:
+        super().__init__('supervisor')
+        ro = {'read_only': True}
+        params = [
+            ('max_belt_speed_mps', 0.1, 'belt speed at 100 % (m/s); must match the conveyor',
+             dict(floating_point_range=_float_range(0.001, 2.0), **ro)),
+            ('speed', 50.0, 'belt speed set point in percent',
+             {'floating_point_range': _float_range(0.0, 100.0)}),
+            ('sensitivity', 50.0, 'defect sensitivity in percent (higher flags more readily)',
+             {'floating_point_range': _float_range(0.0, 100.0)}),
+            ('min_views', 2, 'views a part needs before its decision',
+             dict(integer_range=[IntegerRange(from_value=1, to_value=50, step=1)], **ro)),
+            ('lost_after_s', 1.0, 'a part unseen this long is decided fail-safe (s)',
+             dict(floating_point_range=_float_range(0.05, 60.0), **ro)),
+            ('stale_after_s', 1.5, 'hold the line when no inspection came for this long (s)',
+             dict(floating_point_range=_float_range(0.1, 60.0), **ro)),
+            ('gate_m', 0.04, 'largest distance between a track and a detection (m)',
+             dict(floating_point_range=_float_range(0.001, 0.5), **ro)),
+            ('initial_state', 'running', 'state at start-up: running or stopped', ro),
+            ('tick_hz', 20.0, 'rate of the periodic checks (Hz, node clock)',
+             dict(floating_point_range=_float_range(1.0, 200.0), **ro)),
+            ('db_path', '', 'SQLite traceability database; empty = none', ro),
+            ('run_label', '', 'label of this run in the database (default: start time)', ro),
+        ]
+        for name, default, text, extra in params:
+            self.declare_parameter(name, default, ParameterDescriptor(description=text,
+                                                                      **extra))
+        p = {name: self.get_parameter(name).value for name, *_ in params}
+        if p['initial_state'] not in ('running', 'stopped'):
+            raise ConfigError(f'initial_state must be running or stopped, '
+                              f'not {p["initial_state"]!r}')
+        self.core = Supervisor(SupervisorConfig(
+            max_belt_speed_mps=p['max_belt_speed_mps'], speed=p['speed'],
+            sensitivity=p['sensitivity'], min_views=p['min_views'],
+            lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
+            gate_m=p['gate_m'], initial_state=p['initial_state']))
+        self.trace = None
+        if p['db_path']:
+            from lepton_robot.traceability import TraceWriter
+            self.trace = TraceWriter(p['db_path'], run=p['run_label'] or None)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.pub_decision = self.create_publisher(String, TOPIC_DECISION, RELIABLE)
+        self.pub_state = self.create_publisher(String, TOPIC_CELL_STATE, LATCHED)
+        self.pub_feedback = self.create_publisher(String, TOPIC_FEEDBACK, RELIABLE)
+        self.pub_belt = self.create_publisher(Float32, TOPIC_BELT_SPEED, LATCHED)
+        self.pub_manip = self.create_publisher(String, TOPIC_MANIPULATION_COMMAND, RELIABLE)
+        self.diag = DiagnosticsPublisher(self)
+        self.create_subscription(String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
+        self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
+        self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, LATCHED)
+        self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
+        self.create_timer(1.0 / p['tick_hz'], self._on_tick)
+        self.create_timer(1.0, self._on_state_timer)
+        self._bad_messages = 0
+        self._model_version: Optional[str] = None
+        self._publish(Outputs(belt_speed=self.core.belt_target(), state_changed=True))
+        self.get_logger().info(f'supervisor up: state {self.core.state}, '
+                               f'trace {p["db_path"] or "off"}')
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Apply speed/sensitivity edits; ranges are enforced by the descriptors."""
+        for param in params:
+            if param.name == 'speed':
+                self.core.speed = float(param.value)
+            elif param.name == 'sensitivity':
+                self.core.sensitivity = float(param.value)
+        return SetParametersResult(successful=True)
+
+    def _parse(self, msg: String, schema: str) -> Optional[dict]:
+        try:
+            return loads(msg.data, schema)
+        except SchemaError as exc:
+            self._bad_messages += 1
+            self.get_logger().warning(f'dropping a bad {schema} message: {exc}',
+                                      throttle_duration_sec=5.0)
+            return None
+
+    def _on_inspection(self, msg: String) -> None:
+        """Fold one frame's inspections into the tracks."""
+        payload = self._parse(msg, SCHEMA_INSPECTION)
+        if payload is None:
+            return
+        self._model_version = str(payload.get('model_version', payload.get('backend', '')))
+        out = self.core.on_inspection(payload, self._now())
+        if self.trace is not None:
+            for track_id, part in self.core.last_views:
+                self.trace.inspection(track_id, payload['stamp'], part,
+                                      model_version=self._model_version,
+                                      image_hash=payload.get('image_hash'))
+        self._publish(out)
+
+    def _on_intent(self, msg: String) -> None:
+        """Act on an operator intent."""
+        payload = self._parse(msg, SCHEMA_INTENT)
+        if payload is not None:
+            self.get_logger().info(f'intent {payload["intent"]} {payload["slots"]} '
+                                   f'({payload["text"]!r})')
+            self._publish(self.core.on_intent(payload, self._now()))
+
+    def _on_estop(self, msg: Bool) -> None:
+        """Latch the e-stop on true."""
+        self._publish(self.core.on_estop(bool(msg.data), self._now()))
+
+    def _on_pick_result(self, msg: String) -> None:
+        """Record a pick result."""
+        payload = self._parse(msg, SCHEMA_PICK_RESULT)
+        if payload is None:
+            return
+        if self.trace is not None:
+            self.trace.pick_result(payload, self._now())
+        self._publish(self.core.on_pick_result(payload, self._now()))
+
+    def _on_tick(self) -> None:
+        """Run staleness checks and due decisions."""
+        self._publish(self.core.tick(self._now()))
+
+    def _on_state_timer(self) -> None:
+        """Republish the cell state and diagnostics once a second."""
+        self._publish(Outputs(state_changed=True))
+        held = self.core.hold_reason
+        self.diag.publish(WARN if held or self.core.state != 'running' else OK,
+                          f'held: {held}' if held else f'state {self.core.state}',
+                          {'state': self.core.state, 'tracks': len(self.core.tracker.tracks),
+                           'in_flight': len(self.core.in_flight),
+                           'bad_messages': self._bad_messages, **self.core.counts})
+
+    def _publish(self, out: Outputs) -> None:
+        for decision in out.decisions:
+            self.pub_decision.publish(String(data=dumps(decision)))
+            if self.trace is not None:
+                self.trace.decision(decision)
+            self.get_logger().info(f'decision part {decision["part_id"]}: {decision["bin"]} '
+                                   f'({decision["reason"]})')
+        for text in out.feedback:
+            self.pub_feedback.publish(String(data=text))
+            self.get_logger().info(f'feedback: {text}')
+        for command in out.manipulation:
+            self.pub_manip.publish(String(data=json.dumps(command)))
+        if out.belt_speed is not None:
+            self.pub_belt.publish(Float32(data=float(out.belt_speed)))
+        if out.state_changed:
+            self.pub_state.publish(String(data=dumps(self.core.cell_state())))
+
+    def close(self) -> None:
+        """Close the trace database."""
+        if self.trace is not None:
+            self.trace.close()
+
+
+def main(args=None) -> int:
+    """Run the supervisor node."""
+    return run_node(SupervisorNode, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
