@@ -22,6 +22,10 @@ SHARE = os.path.join('share', PACKAGE)
 
 # Node executables that `ros2 run lepton_robot <name>` starts (console scripts in lib/<pkg>).
 NODES = [
+    'camera_node = lepton_robot.nodes.camera_node:main',
+    'manipulation_controller_node = lepton_robot.nodes.manipulation_controller_node:main',
+    'sim_bridge_node = lepton_robot.nodes.sim_bridge_node:main',
+    'supervisor_node = lepton_robot.nodes.supervisor_node:main',
 ]
 
 ROS_WHEELS = [

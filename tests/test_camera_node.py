@@ -1,0 +1,132 @@
+"""Tests of the camera sources and of camera_node as a real process over DDS."""
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+from conftest import ros_env
+import cv2
+from lepton_robot.camera_sources import Backoff, make_source, SourceError
+import numpy as np
+import pytest
+
+DEADLINE_S = 30.0
+
+
+def _write_images(folder, n=3, size=(48, 64)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = np.full((*size, 3), 40 * i, np.uint8)
+        cv2.imwrite(str(folder / f'{i:03d}.png'), img)
+
+
+def test_folder_source_loops_and_ends(tmp_path):
+    """A folder source returns images in order, loops, or ends with SourceError."""
+    _write_images(tmp_path / 'imgs')
+    src = make_source('folder', str(tmp_path / 'imgs'), loop=True)
+    src.connect()
+    values = [int(src.read()[0, 0, 0]) for _ in range(4)]
+    assert values == [0, 40, 80, 0]
+    once = make_source('folder', str(tmp_path / 'imgs'), loop=False)
+    once.connect()
+    for _ in range(3):
+        once.read()
+    with pytest.raises(SourceError):
+        once.read()
+
+
+def test_video_source_reads_and_loops(tmp_path):
+    """A video file is read frame by frame and looped."""
+    path = str(tmp_path / 'clip.avi')
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 10, (64, 48))
+    for i in range(3):
+        writer.write(np.full((48, 64, 3), 50 * i, np.uint8))
+    writer.release()
+    src = make_source('video', path, loop=True)
+    src.connect()
+    frames = [src.read() for _ in range(5)]
+    assert all(f.shape == (48, 64, 3) for f in frames)
+
+
+@pytest.mark.parametrize('kind, target', [('folder', '/nonexistent/dir'),
+                                          ('video', '/nonexistent/clip.mp4'),
+                                          ('device', '/dev/video99')])
+def test_missing_sources_raise(kind, target):
+    """Missing devices, files and folders raise SourceError on connect."""
+    with pytest.raises(SourceError):
+        make_source(kind, target).connect()
+
+
+def test_backoff_doubles_up_to_maximum():
+    """Backoff delays double and saturate; reset starts over."""
+    b = Backoff(0.5, 3.0)
+    assert [b.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    b.reset()
+    assert b.next_delay() == 0.5
+
+
+@pytest.mark.slow
+def test_camera_node_survives_source_loss(tmp_path):
+    """
+    camera_node streams a folder, reports ERROR when it disappears, resumes when it returns.
+
+    Steps: start the node on a folder of images; receive images; remove the folder;
+    wait for an ERROR diagnostic from the node while the process stays alive; restore the
+    folder; receive images again.
+    """
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from lepton_robot.ros.qos import SENSOR
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    folder = tmp_path / 'imgs'
+    _write_images(folder)
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'lepton_robot.nodes.camera_node', '--ros-args',
+         '-p', 'source_type:=folder', '-p', f'source:={folder}', '-p', 'rate_hz:=20.0',
+         '-p', 'max_backoff_s:=0.5'], env=ros_env(), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('camera_test', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    images, errors = [], []
+    node.create_subscription(Image, 'camera/image_raw', images.append, SENSOR)
+    node.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: errors.extend(s for s in m.status if s.level == b'\x02'
+                                and 'camera' in s.name), 10)
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.05)
+                                               for _ in iter(stop.is_set, True)])
+    spinner.start()
+
+    def wait_for(cond, what):
+        deadline = time.monotonic() + DEADLINE_S
+        while not cond():
+            assert proc.poll() is None, f'camera_node exited: {proc.stderr.read()}'
+            assert time.monotonic() < deadline, f'timed out waiting for {what}'
+            time.sleep(0.05)
+    try:
+        wait_for(lambda: len(images) >= 5, 'images')
+        assert images[0].encoding == 'bgr8' and images[0].width == 64
+        shutil.rmtree(folder)
+        wait_for(lambda: errors, 'an ERROR diagnostic')
+        n = len(images)
+        _write_images(folder)
+        wait_for(lambda: len(images) >= n + 5, 'images after the folder came back')
+        assert proc.poll() is None
+    finally:
+        stop.set()
+        spinner.join()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
