@@ -27,7 +27,7 @@ import time
 from typing import Dict, List, Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
-from lepton_robot.interfaces import (loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
+from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
                                      SCHEMA_INSPECTION, SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED,
                                      TOPIC_CAMERA_INFO, TOPIC_CELL_STATE, TOPIC_CLOCK,
                                      TOPIC_DECISION, TOPIC_GRIPPER, TOPIC_IMAGE,
@@ -102,6 +102,9 @@ class SimBridgeNode(Node):
              ro),
             ('settle_s', 2.0, 'sim seconds to run on after the last part left the belt', ro),
             ('summary_path', '', 'write the run summary JSON here', ro),
+            ('truth_inspection', False,
+             'TEST DOUBLE: publish inspection/parts from ground truth (a perfect detector) '
+             'instead of running defect_detector_node; for testing the graph only', ro),
         ]
         for name, default, text, extra in params:
             self.declare_parameter(name, default, ParameterDescriptor(description=text,
@@ -150,6 +153,8 @@ class SimBridgeNode(Node):
         self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
         self.pub_grip = self.create_publisher(Bool, TOPIC_GRIPPER_STATE, RELIABLE)
         self.pub_summary = self.create_publisher(String, TOPIC_SIM_SUMMARY, LATCHED)
+        self.pub_truth = (self.create_publisher(String, TOPIC_INSPECTION, RELIABLE)
+                          if self.p['truth_inspection'] else None)
         self.diag = DiagnosticsPublisher(self, hardware_id='pybullet-sim')
         self.create_subscription(Float32, TOPIC_BELT_SPEED, self._on_belt_speed, LATCHED)
         self.create_subscription(JointTrajectory, TOPIC_JOINT_TRAJECTORY, self._on_trajectory,
@@ -317,6 +322,26 @@ class SimBridgeNode(Node):
             self._frame_wall.pop(next(iter(self._frame_wall)))
         self.pub_image.publish(msg)
         self.pub_info.publish(camera_info_msg(self.cell.camera, stamp))
+        if self.pub_truth is not None:
+            self.pub_truth.publish(String(data=dumps(self._truth_inspection(t))))
+
+    def _truth_inspection(self, t: float) -> dict:
+        """Return what a perfect detector would report for the frame at ``t``."""
+        parts = []
+        for truth in self.cell.parts():
+            if truth.location != 'belt':
+                continue
+            bbox, _, inside = self.cell.part_bbox(truth.id)
+            if not inside:
+                continue
+            parts.append({'track_id': truth.id, 'bbox': bbox, 'label': truth.condition,
+                          'score': 1.0, 'probs': {truth.condition: 1.0},
+                          'color': truth.color, 'shape': truth.shape,
+                          'position': [float(v) for v in truth.position],
+                          'yaw': float(truth.yaw)})
+        return {'schema': SCHEMA_INSPECTION, 'stamp': t, 'frame_id': self.cell.camera.frame_id,
+                'parts': parts, 'backend': 'ground-truth', 'model_version': 'ground-truth',
+                'latency_ms': {}}
 
     def _wait_for_inspection(self, t: float) -> None:
         if not self.p['sync_inspection'] or not self._detector_alive:

@@ -1,0 +1,512 @@
+"""
+Start the cell's ROS 2 graph without the ``ros2`` CLI, wait for the run, tear it down.
+
+This is what ``lepton-robot sim`` runs (``launch/sim.launch.py`` describes the same graph
+for ``ros2 launch``). Every node runs in its own process by default (``composed=True``: all
+in one process on one ``SingleThreadedExecutor``). Each process gets its own process group,
+``--ros-args`` with the namespace and a parameters file (the node's ``config/*.yaml``, then
+the run's overrides), and a log file in the run directory.
+
+The launcher itself runs a small rclpy node in its own ``Context``: it publishes the
+scheduled operator utterances (``--say T:TEXT`` → ``operator/command`` at sim time T),
+prints ``operator/feedback``, and waits for the bridge's ``sim/summary``. Teardown: SIGINT
+to every process group, then SIGTERM, then SIGKILL, each with a deadline; then
+``fastdds shm clean`` removes shared-memory segments left by killed processes.
+
+ROS-free at import time (rclpy is imported inside the functions that need it).
+"""
+
+from dataclasses import dataclass, field
+import importlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from lepton_robot import paths
+from lepton_robot.errors import ConfigError, LeptonError
+
+
+class LaunchError(LeptonError):
+    """The graph could not be started or a node died during the run."""
+
+
+@dataclass
+class NodeSpec:
+    """One node of the graph."""
+
+    name: str                      # node name (as in its constructor)
+    module: str                    # python module with main() and the node class
+    cls: str                       # the Node subclass (for composed mode)
+    executable: str                # console script (setup.py NODES, launch files)
+    config: Optional[str] = None   # config/<file>.yaml with its defaults
+    params: Dict[str, Any] = field(default_factory=dict)
+    sim_time: bool = True
+    required: bool = True          # the run fails when it dies
+
+
+def parse_say(values: Sequence[str]) -> List[Tuple[float, str]]:
+    """
+    Parse ``--say T:TEXT`` options into ``(sim_time, text)`` sorted by time.
+
+    :raises ConfigError: on a malformed value.
+    """
+    out = []
+    for value in values or ():
+        head, sep, text = value.partition(':')
+        try:
+            t = float(head)
+        except ValueError:
+            t = None
+        if not sep or t is None or t < 0 or not text.strip():
+            raise ConfigError(f'--say needs "T:TEXT" with T >= 0 sim seconds, got {value!r}')
+        out.append((t, text.strip()))
+    return sorted(out, key=lambda x: x[0])
+
+
+def module_available(module: str) -> bool:
+    """Return True when a module can be imported (a node another branch provides)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str = 'onnx',
+              summary_path: str = '', db_path: str = '', scenario: str = 'default',
+              max_rtf: float = 1.0, camera_rate_hz: float = 0.0,
+              model: str = '', backend: str = '', parser: bool = True,
+              extra: Optional[Dict[str, Dict[str, Any]]] = None) -> List[NodeSpec]:
+    """
+    Describe the simulated cell's graph.
+
+    :param detector: ``onnx`` (``defect_detector_node``) or ``truth`` (the bridge publishes
+        ground-truth inspections: a test double for the rest of the graph).
+    :param parser: start ``command_parser_node`` for ``operator/command``.
+    :param extra: per-node parameter overrides ``{node_name: {param: value}}``.
+    :return: the node specs, bridge first.
+    :raises ConfigError: when a requested node is not installed.
+    """
+    if detector not in ('onnx', 'truth'):
+        raise ConfigError(f'detector must be onnx or truth, not {detector!r}')
+    nodes = [
+        NodeSpec('sim_bridge', 'lepton_robot.nodes.sim_bridge_node', 'SimBridgeNode',
+                 'sim_bridge_node', 'sim_bridge.yaml',
+                 {'parts': int(parts), 'seed': int(seed), 'gui': bool(gui),
+                  'scenario': scenario, 'summary_path': summary_path,
+                  'max_rtf': float(max_rtf), 'camera_rate_hz': float(camera_rate_hz),
+                  'truth_inspection': detector == 'truth'}, sim_time=False),
+        NodeSpec('supervisor', 'lepton_robot.nodes.supervisor_node', 'SupervisorNode',
+                 'supervisor_node', 'supervisor.yaml', {'db_path': db_path}),
+        NodeSpec('manipulation_controller', 'lepton_robot.nodes.manipulation_controller_node',
+                 'ManipulationControllerNode', 'manipulation_controller_node',
+                 'manipulation_controller.yaml', {'scenario': scenario}),
+    ]
+    if detector == 'onnx':
+        if not module_available('lepton_robot.nodes.defect_detector_node'):
+            raise ConfigError('defect_detector_node is not installed; use --detector truth '
+                              'to test the graph with ground-truth inspections')
+        det = {k: v for k, v in (('model', model), ('backend', backend)) if v}
+        nodes.append(NodeSpec('defect_detector', 'lepton_robot.nodes.defect_detector_node',
+                              'DefectDetectorNode', 'defect_detector_node',
+                              'defect_detector.yaml', det))
+    if parser:
+        if not module_available('lepton_robot.nodes.command_parser_node'):
+            raise ConfigError('command_parser_node is not installed (needed for --say)')
+        nodes.append(NodeSpec('command_parser', 'lepton_robot.nodes.command_parser_node',
+                              'CommandParserNode', 'command_parser_node',
+                              'command_parser.yaml', {}))
+    for spec in nodes:
+        spec.params.update((extra or {}).get(spec.name, {}))
+        if spec.config and not (paths.config_dir() / spec.config).is_file():
+            spec.config = None
+    return nodes
+
+
+def _fqn(namespace: str, name: str) -> str:
+    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
+    return f'{ns}/{name}'
+
+
+def ros_args(specs: Sequence[NodeSpec], namespace: str, params_file: Path,
+             single: bool) -> List[str]:
+    """Return the ``--ros-args`` for one process (one node, or all nodes when composed)."""
+    args = ['--ros-args']
+    if namespace.strip('/'):
+        args += ['-r', f'__ns:=/{namespace.strip("/")}']
+    for spec in specs:
+        if spec.config:
+            args += ['--params-file', str(paths.config_dir() / spec.config)]
+    args += ['--params-file', str(params_file)]
+    if single and specs[0].sim_time:
+        args += ['-p', 'use_sim_time:=true']
+    return args
+
+
+def write_params(specs: Sequence[NodeSpec], namespace: str, path: Path) -> Path:
+    """Write one parameters file with a section per node (keyed by its full name)."""
+    import yaml
+    data = {}
+    for spec in specs:
+        params = dict(spec.params)
+        params['use_sim_time'] = bool(spec.sim_time)
+        data[_fqn(namespace, spec.name)] = {'ros__parameters': params}
+    path.write_text(yaml.safe_dump(data, sort_keys=True))
+    return path
+
+
+class Graph:
+    """
+    Run a list of nodes as processes and tear them down cleanly.
+
+    :param specs: the nodes.
+    :param namespace: ROS namespace for every node.
+    :param run_dir: where logs and parameter files go (a temp dir by default).
+    :param composed: run every node in one process.
+    :param env: environment of the node processes (default: this process').
+    """
+
+    def __init__(self, specs: Sequence[NodeSpec], namespace: str = '',
+                 run_dir: Optional[Path] = None, composed: bool = False,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.specs = list(specs)
+        self.namespace = namespace
+        self.run_dir = Path(run_dir or tempfile.mkdtemp(prefix='lepton_sim_'))
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.composed = composed
+        self.env = dict(env or os.environ)
+        self.env.setdefault('HOME', str(Path.home()))
+        self.env.setdefault('ROS_LOG_DIR', str(self.run_dir / 'ros_log'))
+        self.env['PYTHONUNBUFFERED'] = '1'
+        self.procs: Dict[str, subprocess.Popen] = {}
+        self._logs = []
+
+    def _spawn(self, name: str, cmd: List[str]) -> None:
+        log = open(self.run_dir / f'{name}.log', 'w', encoding='utf-8')
+        self._logs.append(log)
+        self.procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            cwd=str(self.run_dir))
+
+    def start(self) -> None:
+        """Start the processes."""
+        params = write_params(self.specs, self.namespace, self.run_dir / 'params.yaml')
+        if self.composed:
+            spec_file = self.run_dir / 'composed.json'
+            spec_file.write_text(json.dumps([[s.module, s.cls, s.sim_time]
+                                             for s in self.specs]))
+            self._spawn('composed', [sys.executable, '-m', 'lepton_robot.launcher',
+                                     '--composed-child', str(spec_file),
+                                     *ros_args(self.specs, self.namespace, params, False)])
+            return
+        for spec in self.specs:
+            self._spawn(spec.name, [sys.executable, '-m', spec.module,
+                                    *ros_args([spec], self.namespace, params, True)])
+
+    def dead(self) -> List[str]:
+        """Return the names of processes that have exited."""
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def stop_node(self, name: str, timeout: float = 5.0) -> None:
+        """Stop one node's process (tests use it to kill the detector)."""
+        _terminate({name: self.procs[name]}, timeout)
+
+    def restart_node(self, name: str) -> None:
+        """Start a stopped node again with the same arguments."""
+        spec = next(s for s in self.specs if s.name == name)
+        params = self.run_dir / 'params.yaml'
+        self._spawn(spec.name, [sys.executable, '-m', spec.module,
+                                *ros_args([spec], self.namespace, params, True)])
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        """Return the end of a node's log."""
+        path = self.run_dir / f'{name}.log'
+        if not path.is_file():
+            return ''
+        return '\n'.join(path.read_text(errors='replace').splitlines()[-lines:])
+
+    def shutdown(self, sigint_s: float = 5.0, sigterm_s: float = 3.0) -> Dict[str, int]:
+        """
+        Stop every process: SIGINT, then SIGTERM, then SIGKILL (whole process groups).
+
+        :return: exit code per process.
+        """
+        codes = _terminate(self.procs, sigint_s, sigterm_s)
+        for log in self._logs:
+            log.close()
+        clean_shm(self.env)
+        return codes
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _terminate(procs: Dict[str, subprocess.Popen], sigint_s: float = 5.0,
+               sigterm_s: float = 3.0) -> Dict[str, int]:
+    for sig, wait_s in ((signal.SIGINT, sigint_s), (signal.SIGTERM, sigterm_s),
+                        (signal.SIGKILL, 5.0)):
+        alive = [p for p in procs.values() if p.poll() is None]
+        if not alive:
+            break
+        for proc in alive:
+            _signal_group(proc, sig)
+        deadline = time.monotonic() + wait_s
+        for proc in alive:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    for proc in procs.values():
+        _signal_group(proc, signal.SIGKILL)   # stragglers of the group, if any
+    return {name: p.returncode for name, p in procs.items()}
+
+
+def clean_shm(env: Optional[Dict[str, str]] = None) -> bool:
+    """Run ``fastdds shm clean`` (removes only segments no live process holds)."""
+    exe = Path(sys.executable).parent / 'fastdds'
+    if not exe.is_file():
+        return False
+    try:
+        subprocess.run([str(exe), 'shm', 'clean'], env=env or dict(os.environ),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30,
+                       check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return True
+
+
+class Operator:
+    """
+    The launcher's own ROS node: scheduled utterances out, feedback and summary in.
+
+    :param namespace: the graph's namespace.
+    :param say: ``(sim_time, text)`` pairs to publish on ``operator/command``.
+    :param echo: print operator feedback as it arrives.
+    """
+
+    def __init__(self, namespace: str, say: Sequence[Tuple[float, str]],
+                 echo: bool = True) -> None:
+        import rclpy
+        from lepton_robot.interfaces import TOPIC_CELL_STATE, TOPIC_CLOCK, TOPIC_COMMAND, \
+            TOPIC_FEEDBACK
+        from lepton_robot.ros.qos import LATCHED, RELIABLE
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock
+        from std_msgs.msg import String
+        self._rclpy = rclpy
+        self._String = String
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, args=['--ros-args'])
+        ns = '/' + namespace.strip('/') if namespace.strip('/') else '/'
+        self.node = rclpy.create_node('lepton_launcher', namespace=ns, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.say = list(say)
+        self.echo = echo
+        self.sim_time = 0.0
+        self.summary: Optional[dict] = None
+        self.feedback: List[Tuple[float, str]] = []
+        self.states: List[dict] = []
+        self.pub_command = self.node.create_publisher(String, TOPIC_COMMAND, RELIABLE)
+        self.node.create_subscription(Clock, TOPIC_CLOCK, self._on_clock, 10)
+        self.node.create_subscription(String, TOPIC_FEEDBACK, self._on_feedback, RELIABLE)
+        self.node.create_subscription(String, 'sim/summary', self._on_summary, LATCHED)
+        self.node.create_subscription(String, TOPIC_CELL_STATE, self._on_state, LATCHED)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_clock(self, msg) -> None:
+        self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
+        while self.say and self.say[0][0] <= self.sim_time:
+            t, text = self.say.pop(0)
+            self.pub_command.publish(self._String(data=text))
+            if self.echo:
+                print(f'[{self.sim_time:7.2f} s] operator: {text}', flush=True)
+
+    def _on_feedback(self, msg) -> None:
+        self.feedback.append((self.sim_time, msg.data))
+        if self.echo:
+            print(f'[{self.sim_time:7.2f} s] cell: {msg.data}', flush=True)
+
+    def _on_state(self, msg) -> None:
+        try:
+            self.states.append(json.loads(msg.data))
+        except ValueError:
+            pass
+
+    def _on_summary(self, msg) -> None:
+        self.summary = json.loads(msg.data)
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+
+
+def format_summary(s: Dict[str, Any]) -> str:
+    """Return a run summary as readable text."""
+    def pct(v):
+        return '-' if v is None else f'{100.0 * v:.1f} %'
+    lat = s.get('latency_ms', {})
+    lines = [
+        f'seed {s.get("seed")}: {s.get("parts_spawned")} parts spawned, '
+        f'{s.get("parts_inspected")} inspected, {s.get("parts_sorted")} sorted',
+        f'sorting accuracy {pct(s.get("sorting_accuracy"))}, escapes {s.get("escapes")}, '
+        f'false rejects {s.get("false_rejects")}',
+        f'picks: {s.get("pick_successes")} of {s.get("pick_attempts")} ok, '
+        f'drops {s.get("drops")}',
+        f'throughput {s.get("throughput_ppm")} parts/min (sim time), sim {s.get("sim_time_s")} s'
+        f' in {s.get("wall_time_s")} s wall, real-time factor {s.get("real_time_factor")}',
+    ]
+    for stage, q in sorted(lat.items()):
+        if q:
+            lines.append(f'latency {stage}: ' + ', '.join(f'{k} {v:.1f} ms'
+                                                          for k, v in q.items()))
+    return '\n'.join(lines)
+
+
+def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bool = False,
+            timeout_s: float = 600.0, run_dir: Optional[Path] = None,
+            echo: bool = True, on_tick=None) -> Tuple[Optional[dict], Graph, 'Operator']:
+    """
+    Start the graph, wait for the bridge's summary (or a node's death, or the timeout).
+
+    :param on_tick: called as ``on_tick(graph, operator)`` about every 50 ms (tests use it).
+    :return: ``(summary or None, graph, operator)``; both are already shut down.
+    :raises LaunchError: when a required node dies before the end of the run.
+    """
+    graph = Graph(specs, namespace, run_dir, composed)
+    operator = Operator(namespace, say, echo)
+    failed = None
+    try:
+        graph.start()
+        deadline = time.monotonic() + timeout_s
+        while operator.summary is None and time.monotonic() < deadline:
+            dead = graph.dead()
+            required = {s.name for s in specs if s.required} if not composed else {'composed'}
+            dead_required = [n for n in dead if n in required]
+            if dead_required and on_tick is None:
+                failed = dead_required[0]
+                break
+            if on_tick is not None:
+                on_tick(graph, operator)
+            time.sleep(0.05)
+    finally:
+        graph.shutdown()
+        operator.close()
+    if failed is not None:
+        raise LaunchError(f'node {failed} exited during the run; its log:\n'
+                          f'{graph.log_tail(failed)}')
+    return operator.summary, graph, operator
+
+
+def _composed_child(spec_file: str) -> int:
+    """Run every node of the spec file in this process on one SingleThreadedExecutor."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    specs = json.loads(Path(spec_file).read_text())
+    rclpy.init(args=sys.argv)
+    nodes = []
+    status = 0
+    try:
+        executor = SingleThreadedExecutor()
+        for module, cls, _ in specs:
+            node = getattr(importlib.import_module(module), cls)()
+            nodes.append(node)
+            executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except LeptonError as exc:
+        print(f'[FATAL] {exc}', file=sys.stderr)
+        status = 1
+    finally:
+        for node in reversed(nodes):
+            close = getattr(node, 'close', None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+if __name__ == '__main__':
+    if len(sys.argv) > 2 and sys.argv[1] == '--composed-child':
+        raise SystemExit(_composed_child(sys.argv[2]))
+    raise SystemExit('usage: python -m lepton_robot.launcher --composed-child SPEC.json')
+
+
+# --- the ``lepton-robot sim`` main job (graph path) -----------------------------------------
+def add_sim_arguments(parser) -> None:
+    """Add the graph options of ``lepton-robot sim`` to an argparse parser."""
+    parser.add_argument('--parts', type=int, default=20, help='parts to feed (default 20)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the run (default 0)')
+    parser.add_argument('--gui', action='store_true', help='open the PyBullet GUI')
+    parser.add_argument('--summary', metavar='FILE', help='write the run summary JSON here')
+    parser.add_argument('--say', action='append', default=[], metavar='T:TEXT',
+                        help='operator utterance TEXT at sim time T s (repeatable)')
+    parser.add_argument('--composed', action='store_true',
+                        help='run every node in one process (one SingleThreadedExecutor)')
+    parser.add_argument('--detector', choices=('onnx', 'truth'), default='onnx',
+                        help='onnx: defect_detector_node (default); truth: ground-truth '
+                             'inspections from the sim (a test double for the graph)')
+    parser.add_argument('--model', default='', help='detector model file (default: shipped)')
+    parser.add_argument('--backend', default='', help='detector inference backend')
+    parser.add_argument('--scenario', default='default', help='sim scenario name or YAML')
+    parser.add_argument('--namespace', default='', help='ROS namespace of the graph')
+    parser.add_argument('--db', default='', metavar='DB',
+                        help='write the traceability SQLite database here')
+    parser.add_argument('--max-rtf', type=float, default=1.0,
+                        help='largest real-time factor (0 = as fast as possible)')
+    parser.add_argument('--camera-rate', type=float, default=0.0,
+                        help='camera rate in sim Hz (0 = scenario rate)')
+    parser.add_argument('--timeout', type=float, default=0.0,
+                        help='wall-clock limit in s (default: 60 + 20 s per part)')
+    parser.add_argument('--run-dir', default='', help='keep node logs here (default: temp)')
+    parser.add_argument('--quiet', action='store_true', help='do not echo operator dialogue')
+
+
+def run_sim_command(args) -> int:
+    """Run the simulated cell's graph for ``lepton-robot sim`` and report."""
+    say = parse_say(args.say)
+    summary_path = str(Path(args.summary).resolve()) if args.summary else ''
+    run_dir = Path(args.run_dir).resolve() if args.run_dir else None
+    specs = sim_graph(parts=args.parts, seed=args.seed, gui=args.gui, detector=args.detector,
+                      summary_path=summary_path,
+                      db_path=str(Path(args.db).resolve()) if args.db else '',
+                      scenario=args.scenario, max_rtf=args.max_rtf,
+                      camera_rate_hz=args.camera_rate, model=args.model,
+                      backend=args.backend, parser=bool(say) or module_available(
+                          'lepton_robot.nodes.command_parser_node'))
+    timeout = args.timeout or 60.0 + 20.0 * args.parts
+    print(f'lepton-robot sim: {len(specs)} nodes ({", ".join(s.name for s in specs)}), '
+          f'{"one process" if args.composed else "one process each"}, '
+          f'{args.parts} parts, seed {args.seed}', flush=True)
+    summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout, run_dir,
+                                echo=not args.quiet)
+    if summary is None:
+        print(f'lepton-robot sim: no summary within {timeout:.0f} s; logs in {graph.run_dir}',
+              file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    if summary_path:
+        print(f'summary written to {summary_path}')
+    return 0
