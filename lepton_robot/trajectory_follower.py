@@ -36,6 +36,26 @@ class ActiveTrajectory:
     velocities: Optional[np.ndarray]
 
 
+def _evaluate(tr: ActiveTrajectory, tau: float) -> np.ndarray:
+    """Return the trajectory's positions ``tau`` seconds after its start (tau < end)."""
+    if tau <= 0.0:
+        return tr.q_start
+    if tau <= tr.times[0]:
+        a = tau / tr.times[0] if tr.times[0] > 0 else 1.0
+        return tr.q_start + a * (tr.positions[0] - tr.q_start)
+    i = int(np.searchsorted(tr.times, tau)) - 1
+    t0, t1 = tr.times[i], tr.times[i + 1]
+    h = t1 - t0
+    s = (tau - t0) / h
+    p0, p1 = tr.positions[i], tr.positions[i + 1]
+    if tr.velocities is None:
+        return p0 + s * (p1 - p0)
+    v0, v1 = tr.velocities[i] * h, tr.velocities[i + 1] * h
+    s2, s3 = s * s, s * s * s
+    return ((2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * v0
+            + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * v1)
+
+
 class TrajectoryFollower:
     """
     Sample the desired joint positions over time and watch the tolerances.
@@ -98,27 +118,22 @@ class TrajectoryFollower:
         if tr is None:
             return self.hold
         tau = now - tr.start_time
-        if tau <= 0.0:
-            return tr.q_start
-        if tau <= tr.times[0]:
-            a = tau / tr.times[0] if tr.times[0] > 0 else 1.0
-            return tr.q_start + a * (tr.positions[0] - tr.q_start)
         if tau >= tr.times[-1]:
             self.hold = tr.positions[-1].copy()
             self.active = None
             self.completed += 1
             return self.hold
-        i = int(np.searchsorted(tr.times, tau)) - 1
-        t0, t1 = tr.times[i], tr.times[i + 1]
-        h = t1 - t0
-        s = (tau - t0) / h
-        p0, p1 = tr.positions[i], tr.positions[i + 1]
-        if tr.velocities is None:
-            return p0 + s * (p1 - p0)
-        v0, v1 = tr.velocities[i] * h, tr.velocities[i + 1] * h
-        s2, s3 = s * s, s * s * s
-        return ((2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * v0
-                + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * v1)
+        return _evaluate(tr, tau)
+
+    def desired_velocity(self, now: float, eps: float = 1e-3) -> np.ndarray:
+        """Return the joint velocities wanted at ``now`` (zero when holding)."""
+        tr = self.active
+        if tr is None:
+            return np.zeros(len(self.joint_names))
+        tau = now - tr.start_time
+        if tau < 0.0 or tau + eps >= tr.times[-1]:
+            return np.zeros(len(self.joint_names))
+        return (_evaluate(tr, tau + eps) - _evaluate(tr, tau)) / eps
 
     def check(self, q_measured: np.ndarray, q_desired: Optional[np.ndarray]) -> bool:
         """

@@ -26,7 +26,12 @@ def _intent(intent, **slots):
 
 
 def _sup(**kw):
+    kw.setdefault('guard_x', 10.0)    # the belt guard has its own tests
     return Supervisor(SupervisorConfig(max_belt_speed_mps=MAX_SPEED, **kw))
+
+
+def _result(part_id, ok, error=None):
+    return {'schema': 'lepton.pick_result/1', 'part_id': part_id, 'ok': ok, 'error': error}
 
 
 def _feed(sup, t0, t1, parts_at, dt=0.2):
@@ -316,3 +321,50 @@ def test_home_and_inspect():
     out = sup.on_intent(_intent('inspect', part_id=0), 0.1)
     assert 'Re-inspecting' in out.feedback[0]
     assert sup.tracker.tracks[0].n_views == 0
+
+
+def test_belt_guard_stops_for_a_part_waiting_in_the_pick_zone():
+    """A decided part predicted past guard_x stops the belt unless it is the current pick."""
+    def run(first_done_at):
+        sup = _sup(guard_x=0.3, min_views=1)
+        parts = [_part(0.1), _part(0.0)]
+        belt = []
+        t = 0.0
+        while t < 8.0:
+            if first_done_at is not None and abs(t - first_done_at) < 1e-6:
+                sup.on_pick_result(_result(0, True), t)
+            # the camera sees the parts only at the start; later frames are empty
+            sup.on_inspection(_inspection(t, parts if t < 0.3 else []), t)
+            belt.append((round(t, 1), sup.belt_target(t)))
+            t = round(t + 0.1, 1)
+        return sup, dict(belt)
+
+    # part 0 (the current pick) passes 0.3 at t=4: no stop for it; part 1 passes 0.3 at t=6
+    # while part 0's pick still runs: the belt stops
+    sup, belt = run(first_done_at=None)
+    assert belt[5.0] == 50.0 and belt[6.5] == 0.0
+    assert 'part 1 waits' in sup.guard_reason(6.5)
+    # ... and stays stopped when part 0 is done: part 1 is then picked on a still belt
+    sup, belt = run(first_done_at=7.0)
+    assert belt[7.5] == 0.0
+    sup.on_pick_result(_result(1, True), 7.9)
+    assert sup.belt_target(8.0) == 50.0
+    # part 0 done at t=5: part 1 becomes the current pick, the belt keeps going
+    _, belt = run(first_done_at=5.0)
+    assert belt[6.5] == 50.0
+
+
+def test_failed_pick_is_retried_then_abandoned():
+    """A failed pick is decided again (up to max_attempts), then given up."""
+    sup = _sup(min_views=1, max_attempts=2)
+    decisions = _feed(sup, 0.0, 0.2, lambda t: [_part(0.1, label='crack')] if t < 0.1 else [])
+    assert len(decisions) == 1 and sup.counts['reject'] == 1
+    out = sup.on_pick_result(_result(0, False, 'grasp failed'), 1.0)
+    assert 'retrying' in out.feedback[0] and sup.counts['reject'] == 0
+    again = sup.tick(1.1).decisions
+    assert len(again) == 1 and again[0]['part_id'] == 0
+    # the new pose is the part's predicted position now (it rode the belt meanwhile)
+    assert again[0]['pick_pose'][0] == pytest.approx(0.1 + 0.05 * 1.1, abs=1e-6)
+    out = sup.on_pick_result(_result(0, False, 'grasp failed'), 2.0)
+    assert 'giving up' in out.feedback[0]
+    assert sup.tick(2.1).decisions == []

@@ -73,27 +73,24 @@ class ManipulationControllerNode(Node):
                   **ro)),
             ('scenario', 'default', 'sim scenario whose arm, bins and belt to plan for', ro),
             ('rate_hz', 100.0, 'control loop rate (node clock)', ro),
-            ('result_timeout_s', 30.0, 'a pick not finished this long after its end fails',
-             ro),
         ]
         for name, default, text, extra in params:
             self.declare_parameter(name, default, ParameterDescriptor(description=text,
                                                                       **extra))
         p = {name: self.get_parameter(name).value for name, *_ in params}
         from lepton_robot.sim.arm import ArmPlanner
-        try:
-            self.planner = ArmPlanner(p['scenario']) if p['scenario'] else ArmPlanner()
-        except TypeError:
-            self.planner = ArmPlanner()
+        self.planner = ArmPlanner(p['scenario'] or 'default')
         self.odometer = BeltOdometer(p['max_belt_speed_mps'])
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
+        self.interrupted: Optional[dict] = None
         self.halted = False
         self.q: Optional[np.ndarray] = None
         self.joint_names: Optional[List[str]] = None
         self.holding = False
         self.pending_home = False
         self._bad = 0
+        self.job: Optional[dict] = None
 
         self.pub_traj = self.create_publisher(JointTrajectory, TOPIC_JOINT_TRAJECTORY, RELIABLE)
         self.pub_gripper = self.create_publisher(Bool, TOPIC_GRIPPER, RELIABLE)
@@ -133,9 +130,10 @@ class ManipulationControllerNode(Node):
             self.get_logger().warning(f'bad manipulation command {msg.data!r}')
             return
         if command == 'halt':
-            self._halt('halted: ' + str(json.loads(msg.data).get('reason', 'stop')))
+            if not self.halted:
+                self._halt('halted: ' + str(json.loads(msg.data).get('reason', 'stop')))
         elif command == 'resume':
-            self.halted = False
+            self._resume()
         elif command == 'home':
             self.pending_home = True
 
@@ -148,7 +146,7 @@ class ManipulationControllerNode(Node):
         if state in ('stopped', 'estopped') and not self.halted:
             self._halt(f'halted: cell {state}')
         elif state in ('running', 'paused'):
-            self.halted = False
+            self._resume()
 
     def _on_belt_speed(self, msg: Float32) -> None:
         """Track belt travel for pose prediction."""
@@ -161,7 +159,7 @@ class ManipulationControllerNode(Node):
 
     def _on_gripper_state(self, msg: Bool) -> None:
         """Vacuum sensor: is a part held."""
-        if msg.data and self.job is not None:
+        if msg.data and self.job is not None and not self.job.get('home'):
             self.job['held'] = True
         self.holding = bool(msg.data)
 
@@ -172,11 +170,49 @@ class ManipulationControllerNode(Node):
         hold.header.stamp = self.get_clock().now().to_msg()
         hold.joint_names = list(self.joint_names or [])
         self.pub_traj.publish(hold)    # no points: the controller holds the current pose
-        if self.job is not None and self.job.get('home'):
-            self.job = None
-        elif self.job is not None:
-            self._finish(False, reason)
+        if self.job is not None and not self.job.get('home'):
+            # Keep the part if one is held (never drop a part on a stop); finish on resume.
+            self.interrupted = self.job
+        self.job = None
         self.get_logger().warning(reason)
+
+    def _resume(self) -> None:
+        if not self.halted:
+            return
+        self.halted = False
+        job, self.interrupted = self.interrupted, None
+        if job is None:
+            return
+        now = self._now()
+        self.job = job
+        if not (self.holding or job['held']) or self.q is None:
+            self._fail('interrupted by a stop before the grasp', now)
+            return
+        try:
+            traj = self._plan_place(self.q, job['decision']['bin'])
+        except (LeptonError, ValueError) as exc:
+            self._fail(f'cannot place the held part after the stop: {exc}', now)
+            return
+        job['checked'] = True
+        job['events'] = []
+        self._send(traj, now, job)
+
+    def _plan_place(self, q: np.ndarray, bin_name: str):
+        """Plan up to the clearance height, over the bin, release (a part is held)."""
+        planner = self.planner
+        cup, _ = planner.fk(q)
+        high = np.array([cup[0], cup[1], max(cup[2], planner.clearance_z)])
+        q_high = planner.ik(high, planner.tool_yaw(high), q_seed=q)
+        place = planner.bin_positions[bin_name]
+        above = np.array([place[0], place[1], max(planner.clearance_z,
+                                                  place[2] + planner.bin_size[2] + 0.12)])
+        q_bin = planner.ik(above, planner.tool_yaw(above), q_seed=q_high)
+        traj = planner.joint_move(q, q_high).extend(planner.joint_move(q_high, q_bin))
+        traj.suction.append((traj.duration, False))
+        traj.marks['release'] = traj.duration
+        traj = traj.extend(planner.joint_move(q_bin, q_bin, min_duration=0.3))
+        traj.marks['end'] = traj.duration
+        return traj
 
     def _finish(self, ok: bool, error: Optional[str]) -> None:
         job, self.job = self.job, None
@@ -206,43 +242,68 @@ class ManipulationControllerNode(Node):
             traj = self.planner.plan_pick_place(
                 self.q, pose, decision['bin'],
                 belt_velocity=(self.odometer.velocity, 0.0, 0.0))
-        except LeptonError as exc:   # UnreachableError and friends: report, carry on
+        except (LeptonError, ValueError) as exc:   # unreachable, NaN, unknown bin: carry on
             self._finish(False, f'rejected: {exc}')
             return
         self.job['plan_ms'] = round(1e3 * (time.perf_counter() - t_plan), 2)
-        self._send(traj, now)
+        self._send(traj, now, self.job)
 
-    def _send(self, traj, now: float) -> None:
+    def _send(self, traj, now: float, job: dict) -> None:
         msg = trajectory_msg(traj.joint_names, traj.times, traj.positions,
                              getattr(traj, 'velocities', None))
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_traj.publish(msg)
-        self.job['events'] = sorted((now + float(t), bool(on)) for t, on in traj.suction)
-        self.job['t_end'] = now + float(traj.times[-1])
+        marks = getattr(traj, 'marks', {}) or {}
+        job['events'] = sorted((now + float(t), bool(on)) for t, on in traj.suction)
+        job['t_end'] = now + float(traj.times[-1])
+        job['t_check'] = now + float(marks['grasp_check']) if 'grasp_check' in marks else None
+        job['t_release'] = now + float(marks['release']) if 'release' in marks else None
+        self.job = job
+
+    def _go_home(self, now: float) -> None:
+        if self.q is None:
+            return
+        try:
+            traj = self.planner.plan_home(self.q)
+        except LeptonError as exc:
+            self.get_logger().error(f'cannot plan home: {exc}')
+            return
+        self._send(traj, now, {'decision': None, 't0': now, 'home': True})
+
+    def _fail(self, error: str, now: float) -> None:
+        self.pub_gripper.publish(Bool(data=False))
+        self._finish(False, error)
+        self._go_home(now)
 
     def _on_timer(self) -> None:
-        """Run the suction schedule, finish jobs, start the next one."""
+        """Run the suction schedule, check the grasp, finish jobs, start the next one."""
         now = self._now()
         job = self.job
-        if job is not None and 'events' in job:
+        if job is not None and 'events' in job and not self.halted:
             while job['events'] and job['events'][0][0] <= now:
                 _, on = job['events'].pop(0)
-                if not on:
-                    job['released_holding'] = self.holding or job['held']
                 self.pub_gripper.publish(Bool(data=on))
-            if not job['events'] and now >= job['t_end']:
-                if job.get('home'):
+            if job.get('home'):
+                if now >= job['t_end']:
                     self.job = None
-                elif job.get('released_holding', False):
+            else:
+                if job['t_check'] is not None and not job.get('checked') \
+                        and now >= job['t_check']:
+                    job['checked'] = True
+                    if not (self.holding or job['held']):
+                        self._fail('grasp failed: nothing held after the lift', now)
+                        return
+                released = job['t_release'] is not None and now >= job['t_release']
+                if job.get('checked') and not released and not self.holding:
+                    self._fail('dropped: the part fell off before the bin', now)
+                    return
+                if now >= job['t_end']:
                     self._finish(True, None)
-                else:
-                    self._finish(False, 'pick missed: nothing was held at release')
         if self.job is not None or self.halted or self.q is None:
             return
         if self.pending_home:
             self.pending_home = False
-            self.job = {'decision': None, 't0': now, 'home': True}
-            self._send(self.planner.plan_home(self.q), now)
+            self._go_home(now)
             return
         if self.queue:
             self._start(self.queue.popleft(), now)

@@ -334,10 +334,12 @@ class SimBridgeNode(Node):
             bbox, _, inside = self.cell.part_bbox(truth.id)
             if not inside:
                 continue
+            top = self.cell.part_top(truth.id) if hasattr(self.cell, 'part_top') \
+                else truth.position
             parts.append({'track_id': truth.id, 'bbox': bbox, 'label': truth.condition,
                           'score': 1.0, 'probs': {truth.condition: 1.0},
                           'color': truth.color, 'shape': truth.shape,
-                          'position': [float(v) for v in truth.position],
+                          'position': [float(v) for v in top],
                           'yaw': float(truth.yaw)})
         return {'schema': SCHEMA_INSPECTION, 'stamp': t, 'frame_id': self.cell.camera.frame_id,
                 'parts': parts, 'backend': 'ground-truth', 'model_version': 'ground-truth',
@@ -380,7 +382,7 @@ class SimBridgeNode(Node):
                     if self.follower.check(self.arm.joint_positions(), q_des):
                         self.get_logger().error(f'trajectory aborted: {self.follower.aborted}')
                         q_des = self.follower.desired(t)
-                    self.arm.command_positions(q_des)
+                    self.arm.command_positions(q_des, self.follower.desired_velocity(t))
                 self.cell.step(1)
                 t = self.cell.sim_time
                 if t >= next_clock:
@@ -403,14 +405,24 @@ class SimBridgeNode(Node):
                         done_at = t
                     if done_at is not None and t >= done_at + self.p['settle_s']:
                         break
-        finally:
-            if not self._stop.is_set():
-                self._write_summary(time.monotonic() - self._wall0)
+        except Exception as exc:   # noqa: BLE001 - report the crash; the launcher sees no summary
+            self.get_logger().fatal(f'sim loop crashed: {type(exc).__name__}: {exc}')
+            self.context.try_shutdown()     # ends the process: the launcher reports it
+            raise
+        if not self._stop.is_set():
+            self._write_summary(time.monotonic() - self._wall0)
 
     def _write_summary(self, wall_s: float) -> None:
-        from lepton_robot.sim.summary import run_summary
-        summary = run_summary(self.cell, self.rules, dict(self.predictions))
         sim_t = self.cell.sim_time
+        try:
+            from lepton_robot.sim.summary import run_summary
+        except ImportError:
+            run_summary = None
+        if run_summary is not None:
+            summary = run_summary(self.cell, self.rules, dict(self.predictions))
+        else:
+            from lepton_robot.graph_summary import summarise
+            summary = summarise(self.cell.parts(), self.rules, self.predictions, sim_t)
         summary.update({'seed': int(self.p['seed']), 'sim_time_s': round(sim_t, 3),
                         'wall_time_s': round(wall_s, 3),
                         'real_time_factor': round(sim_t / wall_s, 3) if wall_s else None,

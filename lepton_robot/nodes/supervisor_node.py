@@ -45,6 +45,11 @@ class SupervisorNode(Node):
             ('gate_m', 0.04, 'largest distance between a track and a detection (m)',
              dict(floating_point_range=_float_range(0.001, 0.5), **ro)),
             ('initial_state', 'running', 'state at start-up: running or stopped', ro),
+            ('guard_x', 0.19, 'belt guard: stop the belt while an unpicked part is past this '
+             'world x (end of the pick zone, m)', ro),
+            ('belt_end_x', 0.40, 'world x of the belt end (parts past it are gone, m)', ro),
+            ('max_attempts', 3, 'pick attempts per part',
+             dict(integer_range=[IntegerRange(from_value=1, to_value=10, step=1)], **ro)),
             ('tick_hz', 20.0, 'rate of the periodic checks (Hz, node clock)',
              dict(floating_point_range=_float_range(1.0, 200.0), **ro)),
             ('db_path', '', 'SQLite traceability database; empty = none', ro),
@@ -61,7 +66,8 @@ class SupervisorNode(Node):
             max_belt_speed_mps=p['max_belt_speed_mps'], speed=p['speed'],
             sensitivity=p['sensitivity'], min_views=p['min_views'],
             lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
-            gate_m=p['gate_m'], initial_state=p['initial_state']))
+            gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
+            belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts']))
         self.trace = None
         if p['db_path']:
             from lepton_robot.traceability import TraceWriter
@@ -82,7 +88,7 @@ class SupervisorNode(Node):
         self.create_timer(1.0, self._on_state_timer)
         self._bad_messages = 0
         self._model_version: Optional[str] = None
-        self._publish(Outputs(belt_speed=self.core.belt_target(), state_changed=True))
+        self._publish(self.core.tick(self._now()).extend(Outputs(state_changed=True)))
         self.get_logger().info(f'supervisor up: state {self.core.state}, '
                                f'trace {p["db_path"] or "off"}')
 

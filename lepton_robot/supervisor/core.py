@@ -22,6 +22,11 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
   inspections are stale: none yet, or none for ``stale_after_s``.
 - ``pause`` lets an in-flight pick finish, then the belt stops; ``stop`` / e-stop stop
   belt and arm at once (``manipulation`` command ``halt``).
+- Belt guard: the belt stops while a part that still needs picking (decided, not picked)
+  is predicted beyond ``guard_x`` (the end of the arm's pick zone) and is not the pick in
+  progress (the oldest in flight: the controller works first in, first out); parts wait in
+  reach instead of riding off the belt end. A failed pick is retried (up to
+  ``max_attempts``) while the part is predicted on the belt.
 """
 
 from dataclasses import dataclass, field
@@ -48,6 +53,9 @@ class SupervisorConfig:
     speed_step: float = 20.0
     min_speed: float = 10.0
     initial_state: str = 'running'
+    guard_x: float = 0.19
+    belt_end_x: float = 0.40
+    max_attempts: int = 3
 
 
 @dataclass
@@ -104,6 +112,7 @@ class Supervisor:
         self.last_part: Optional[dict] = None
         self.pending_pick: Optional[dict] = None
         self._belt_out: Optional[float] = None
+        self._guard_stopped = False
         self.last_views: List[tuple] = []   # (track_id, part) of the last inspection
 
     # --- derived state ---------------------------------------------------------------------
@@ -117,9 +126,30 @@ class Supervisor:
         """Return True while the fail-safe holds the line."""
         return self.hold_reason is not None
 
-    def belt_target(self) -> float:
+    def guard_reason(self, now: float) -> Optional[str]:
+        """Return why the belt guard stops the belt now, or None."""
+        travel = self.odometer.travel(now)
+        # The pick in progress was planned on a running belt: don't stop under it. Once the
+        # guard has stopped the belt, every pick runs on a still belt until the zone is clear.
+        current = min(self.in_flight) if self.in_flight and not self._guard_stopped else None
+        for track in self.tracker.tracks.values():
+            if track.picked or track.abandoned or track.track_id == current:
+                continue
+            x = track.position(travel)[0]
+            if x > self.config.belt_end_x:
+                track.abandoned = True
+                continue
+            if x > self.config.guard_x:
+                return f'part {track.track_id} waits in the pick zone'
+        return None
+
+    def belt_target(self, now: Optional[float] = None) -> float:
         """Return the belt speed (percent) the cell should run at now."""
         if self.state == 'running' and not self.held:
+            if now is not None:
+                self._guard_stopped = self.guard_reason(now) is not None
+                if self._guard_stopped:
+                    return 0.0
             return self.speed
         if self.state == 'paused' and self.in_flight:
             return self.speed     # finish the current pick: it was planned on a moving belt
@@ -133,7 +163,7 @@ class Supervisor:
                 'hold_reason': self.hold_reason}
 
     def _sync_belt(self, now: float, out: Outputs) -> Outputs:
-        target = self.belt_target()
+        target = self.belt_target(now)
         if target != self._belt_out:
             self._belt_out = target
             self.odometer.set_speed(now, target)
@@ -164,12 +194,28 @@ class Supervisor:
     def on_pick_result(self, payload: Mapping, now: float) -> Outputs:
         """Handle a ``lepton.pick_result/1``."""
         part_id = int(payload['part_id'])
-        self.in_flight.pop(part_id, None)
+        decision = self.in_flight.pop(part_id, None)
+        track = self.tracker.tracks.get(part_id)
+        out = Outputs(state_changed=True)
         if payload.get('ok'):
             self.counts['picked'] += 1
-        else:
-            self.counts['pick_failed'] += 1
-        return self._sync_belt(now, Outputs(state_changed=True))
+            if track is not None:
+                track.picked = True
+            return self._sync_belt(now, out)
+        self.counts['pick_failed'] += 1
+        if decision is not None:
+            self.counts[decision['bin']] -= 1
+        if track is not None:
+            x = track.position(self.odometer.travel(now))[0]
+            if track.attempts < self.config.max_attempts and x <= self.config.belt_end_x:
+                track.decided = False          # decided again on the next tick
+                out.feedback.append(f'Pick of part {part_id} failed ({payload.get("error")}); '
+                                    f'retrying.')
+            else:
+                track.abandoned = True
+                out.feedback.append(f'Pick of part {part_id} failed ({payload.get("error")}); '
+                                    f'giving up after {track.attempts} attempt(s).')
+        return self._sync_belt(now, out)
 
     def on_intent(self, payload: Mapping, now: float) -> Outputs:
         """Act on a ``lepton.intent/1`` (``unknown`` is ignored, with a short reply)."""
@@ -243,6 +289,7 @@ class Supervisor:
                     'condition': condition, 'probs': probs, 'color': track.color,
                     'shape': track.shape, 'views': track.n_views}
         track.decided = True
+        track.attempts += 1
         track.decision = decision
         self.in_flight[track.track_id] = decision
         self.counts[bin_name] += 1

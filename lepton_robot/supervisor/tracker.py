@@ -71,6 +71,9 @@ class Track:
     shapes: Dict[str, int] = field(default_factory=dict)
     detector_ids: List[int] = field(default_factory=list)
     forced_bin: Optional[str] = None
+    attempts: int = 0
+    picked: bool = False
+    abandoned: bool = False
     decided: bool = False
     decision: Optional[dict] = None
 
