@@ -206,11 +206,11 @@ class ArmPlanner:
             # first with the null space (a posture near the seed), then plain refinement
             refine = _refine if attempt == 0 else 6
             for k in range(refine):
-                kwargs = {} if k or refine < 5 else dict(
-                    lowerLimits=Q_MIN.tolist() + [0.0, 0.0],
-                    upperLimits=Q_MAX.tolist() + [0.04, 0.04],
-                    jointRanges=(Q_MAX - Q_MIN).tolist() + [0.04, 0.04],
-                    restPoses=list(self.home) + [0.0, 0.0])
+                kwargs = {} if k or refine < 5 else {
+                    'lowerLimits': Q_MIN.tolist() + [0.0, 0.0],
+                    'upperLimits': Q_MAX.tolist() + [0.04, 0.04],
+                    'jointRanges': (Q_MAX - Q_MIN).tolist() + [0.04, 0.04],
+                    'restPoses': list(self.home) + [0.0, 0.0]}
                 sol = self._client.calculateInverseKinematics(
                     self._robot, TCP_LINK, tcp_target.tolist(), quat, maxNumIterations=100,
                     residualThreshold=1e-7, **kwargs)

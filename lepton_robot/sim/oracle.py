@@ -20,7 +20,7 @@ from lepton_robot.sim.summary import bins_for_rules, expected_bin, run_summary
 @dataclass
 class _Job:
     part_id: int
-    bin: str
+    bin: str  # noqa: A003 - a bin name
     executor: TrajectoryExecutor
     checked: bool = False
     released: bool = False
@@ -103,7 +103,7 @@ class OracleRunner:
         return self.summary(wall)
 
     def summary(self, wall_time_s: float) -> Dict:
-        """Return the run summary (ground truth) so far."""
+        """Return the run summary so far, computed from ground truth."""
         s = self.stats
         preds = {p.id: p.condition for p in self.cell.parts() if p.inspected_frames > 0}
         return run_summary(self.cell, self.rules, preds, pick_attempts=s.pick_attempts,

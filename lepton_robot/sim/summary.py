@@ -11,7 +11,7 @@ from lepton_robot.interfaces import BINS, CONDITIONS, DEFECTS
 import numpy as np
 
 #: the default rule: ok parts are accepted, any defect is rejected
-DEFAULT_BINS = {'ok': 'accept', **{d: 'reject' for d in DEFECTS}}
+DEFAULT_BINS = {'ok': 'accept', **dict.fromkeys(DEFECTS, 'reject')}
 
 
 def bins_for_rules(rules: Optional[Iterable[Mapping[str, str]]] = None) -> Dict[str, str]:
@@ -31,7 +31,7 @@ def bins_for_rules(rules: Optional[Iterable[Mapping[str, str]]] = None) -> Dict[
         if bin_name not in BINS:
             raise ConfigError(f'rule {dict(rule)}: unknown bin {bin_name!r}; one of {BINS}')
         if defect == 'any':
-            out.update({d: bin_name for d in DEFECTS})
+            out.update(dict.fromkeys(DEFECTS, bin_name))
         elif defect in CONDITIONS:
             out[defect] = bin_name
         else:
