@@ -455,14 +455,13 @@ if __name__ == '__main__':
 
 
 # --- the ``lepton-robot sim`` main job (graph path) -----------------------------------------
-def add_sim_arguments(parser) -> None:
-    """Add the graph options of ``lepton-robot sim`` to an argparse parser."""
-    parser.add_argument('--parts', type=int, default=20, help='parts to feed (default 20)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the run (default 0)')
-    parser.add_argument('--gui', action='store_true', help='open the PyBullet GUI')
-    parser.add_argument('--summary', metavar='FILE', help='write the run summary JSON here')
-    parser.add_argument('--say', action='append', default=[], metavar='T:TEXT',
-                        help='operator utterance TEXT at sim time T s (repeatable)')
+def add_graph_arguments(parser) -> None:
+    """
+    Add the graph-only options of ``lepton-robot sim`` to its argparse parser.
+
+    ``--parts``, ``--seed``, ``--scenario``, ``--gui``, ``--summary`` and ``--say`` are the
+    command's own (``lepton_robot/commands/sim.py``).
+    """
     parser.add_argument('--composed', action='store_true',
                         help='run every node in one process (one SingleThreadedExecutor)')
     parser.add_argument('--detector', choices=('onnx', 'truth'), default='onnx',
@@ -470,7 +469,6 @@ def add_sim_arguments(parser) -> None:
                              'inspections from the sim (a test double for the graph)')
     parser.add_argument('--model', default='', help='detector model file (default: shipped)')
     parser.add_argument('--backend', default='', help='detector inference backend')
-    parser.add_argument('--scenario', default='default', help='sim scenario name or YAML')
     parser.add_argument('--namespace', default='', help='ROS namespace of the graph')
     parser.add_argument('--db', default='', metavar='DB',
                         help='write the traceability SQLite database here')
@@ -484,13 +482,15 @@ def add_sim_arguments(parser) -> None:
     parser.add_argument('--quiet', action='store_true', help='do not echo operator dialogue')
 
 
-def run_sim_command(args) -> int:
-    """Run the simulated cell's graph for ``lepton-robot sim`` and report."""
+def run_graph_command(args) -> Dict[str, Any]:
+    """
+    Run the simulated cell's graph for ``lepton-robot sim`` and return the run summary.
+
+    :raises LaunchError: when a node dies or no summary arrives in time.
+    """
     say = parse_say(args.say)
-    summary_path = str(Path(args.summary).resolve()) if args.summary else ''
     run_dir = Path(args.run_dir).resolve() if args.run_dir else None
     specs = sim_graph(parts=args.parts, seed=args.seed, gui=args.gui, detector=args.detector,
-                      summary_path=summary_path,
                       db_path=str(Path(args.db).resolve()) if args.db else '',
                       scenario=args.scenario, max_rtf=args.max_rtf,
                       camera_rate_hz=args.camera_rate, model=args.model,
@@ -503,10 +503,7 @@ def run_sim_command(args) -> int:
     summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout, run_dir,
                                 echo=not args.quiet)
     if summary is None:
-        print(f'lepton-robot sim: no summary within {timeout:.0f} s; logs in {graph.run_dir}',
-              file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    if summary_path:
-        print(f'summary written to {summary_path}')
-    return 0
+        raise LaunchError(f'no run summary within {timeout:.0f} s wall; node logs in '
+                          f'{graph.run_dir}')
+    print(format_summary(summary), flush=True)
+    return summary

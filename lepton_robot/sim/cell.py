@@ -420,6 +420,14 @@ class WorkCell:
                                  part.end_time, part.picked))
         return out
 
+    def part_top(self, part_id: int) -> Tuple[float, float, float]:
+        """Return the world position of the centre of a part's top face (ground truth)."""
+        part = self._parts[part_id]
+        rot = np.array(self.client.getMatrixFromQuaternion(part.orientation)).reshape(3, 3)
+        top = np.asarray(part.position) + rot @ np.array([0.0, 0.0,
+                                                          part.geometry.half_extents[2]])
+        return tuple(float(v) for v in top)
+
     def part(self, part_id: int) -> PartTruth:
         """Return the ground truth of one part."""
         return next(p for p in self.parts() if p.id == part_id)
