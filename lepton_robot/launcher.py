@@ -377,9 +377,9 @@ def format_summary(s: Dict[str, Any]) -> str:
         f' in {s.get("wall_time_s")} s wall, real-time factor {s.get("real_time_factor")}',
     ]
     for stage, q in sorted(lat.items()):
-        if q:
-            lines.append(f'latency {stage}: ' + ', '.join(f'{k} {v:.1f} ms'
-                                                          for k, v in q.items()))
+        shown = [(k, q.get(k)) for k in ('p50', 'p95', 'p99') if q and q.get(k) is not None]
+        if shown:
+            lines.append(f'latency {stage}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in shown))
     return '\n'.join(lines)
 
 

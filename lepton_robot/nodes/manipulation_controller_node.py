@@ -73,6 +73,12 @@ class ManipulationControllerNode(Node):
                   **ro)),
             ('scenario', 'default', 'sim scenario whose arm, bins and belt to plan for', ro),
             ('rate_hz', 100.0, 'control loop rate (node clock)', ro),
+            ('pick_zone_x_min', -0.12, 'a pick starts only when the part will meet the cup at '
+             'or past this world x (m)', ro),
+            ('approach_s', 2.2, 'typical time from plan start to contact (s), for the '
+             'pick-zone test', ro),
+            ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
+             'planning began (s); adapts to the measured planning time', ro),
         ]
         for name, default, text, extra in params:
             self.declare_parameter(name, default, ParameterDescriptor(description=text,
@@ -81,6 +87,10 @@ class ManipulationControllerNode(Node):
         from lepton_robot.sim.arm import ArmPlanner
         self.planner = ArmPlanner(p['scenario'] or 'default')
         self.odometer = BeltOdometer(p['max_belt_speed_mps'])
+        self.pick_zone_x_min = float(p['pick_zone_x_min'])
+        self.approach_s = float(p['approach_s'])
+        self.min_lead_s = float(p['min_lead_s'])
+        self.plan_sim_s: Deque[float] = deque(maxlen=20)
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
         self.interrupted: Optional[dict] = None
@@ -231,8 +241,23 @@ class ManipulationControllerNode(Node):
         x += self.odometer.travel(now) - self.odometer.travel(stamp)
         return x, y, z, yaw
 
+    def _lead(self) -> float:
+        """Return how far ahead (sim s) to start a trajectory: planning takes sim time."""
+        measured = max(self.plan_sim_s) if self.plan_sim_s else 0.5
+        return max(self.min_lead_s, 1.5 * measured)
+
+    def _ready(self, decision: dict, now: float) -> bool:
+        """Return True when the part will be in the pick zone by the time the cup meets it."""
+        x = self._predict(decision, now)[0]
+        if not math.isfinite(x):
+            return True       # _start reports it
+        return x + self.odometer.velocity * (self.approach_s + self._lead()) \
+            >= self.pick_zone_x_min
+
     def _start(self, decision: dict, now: float) -> None:
-        pose = self._predict(decision, now)
+        lead = self._lead()
+        t_start = now + lead
+        pose = self._predict(decision, t_start)
         self.job = {'decision': decision, 't0': now, 'held': False}
         if not all(math.isfinite(v) for v in pose):
             self._finish(False, f'rejected: pick pose is not finite {pose}')
@@ -246,12 +271,20 @@ class ManipulationControllerNode(Node):
             self._finish(False, f'rejected: {exc}')
             return
         self.job['plan_ms'] = round(1e3 * (time.perf_counter() - t_plan), 2)
-        self._send(traj, now, self.job)
+        after = self._now()
+        self.plan_sim_s.append(max(0.0, after - now))
+        if after > t_start:
+            self.get_logger().warning(f'planning took {after - now:.2f} s sim, more than the '
+                                      f'{lead:.2f} s lead', throttle_duration_sec=10.0)
+        self._send(traj, t_start, self.job)
 
     def _send(self, traj, now: float, job: dict) -> None:
+        """Publish a trajectory that starts at sim time ``now`` (may be in the future)."""
         msg = trajectory_msg(traj.joint_names, traj.times, traj.positions,
                              getattr(traj, 'velocities', None))
-        msg.header.stamp = self.get_clock().now().to_msg()
+        sec = int(math.floor(now))
+        msg.header.stamp.sec = sec
+        msg.header.stamp.nanosec = min(999999999, int((now - sec) * 1e9))
         self.pub_traj.publish(msg)
         marks = getattr(traj, 'marks', {}) or {}
         job['events'] = sorted((now + float(t), bool(on)) for t, on in traj.suction)
@@ -305,7 +338,7 @@ class ManipulationControllerNode(Node):
             self.pending_home = False
             self._go_home(now)
             return
-        if self.queue:
+        if self.queue and self._ready(self.queue[0], now):
             self._start(self.queue.popleft(), now)
 
     def _on_diag_timer(self) -> None:

@@ -71,13 +71,6 @@ def camera_info_msg(camera, stamp) -> CameraInfo:
     return msg
 
 
-def _percentiles(values: List[float]) -> Dict[str, float]:
-    if not values:
-        return {}
-    arr = np.asarray(values, dtype=float)
-    return {f'p{q}': round(float(np.percentile(arr, q)), 3) for q in (50, 95, 99)}
-
-
 class SimBridgeNode(Node):
     """Step the simulated cell and expose it as camera, conveyor, arm and suction."""
 
@@ -268,9 +261,7 @@ class SimBridgeNode(Node):
             except TrajectoryError as exc:
                 self.get_logger().error(f'trajectory refused, holding: {exc}')
         for on in suction:
-            before = self.arm.holding()
             self.arm.set_suction(on)
-            self._note_pick(before, self.arm.holding(), t)
 
     def _note_pick(self, before, after, t: float) -> None:
         """Pair a part that just got attached with the decision that targeted it."""
@@ -373,6 +364,7 @@ class SimBridgeNode(Node):
         wall0 = time.monotonic()
         sim0 = self.cell.sim_time
         done_at = None
+        last_held = None
         try:
             while not self._stop.is_set():
                 t = self.cell.sim_time
@@ -385,6 +377,10 @@ class SimBridgeNode(Node):
                     self.arm.command_positions(q_des, self.follower.desired_velocity(t))
                 self.cell.step(1)
                 t = self.cell.sim_time
+                held = self.arm.holding()
+                if held != last_held:
+                    self._note_pick(last_held, held, t)
+                    last_held = held
                 if t >= next_clock:
                     self._publish_clock(t)
                     next_clock += clock_period
@@ -413,23 +409,17 @@ class SimBridgeNode(Node):
             self._write_summary(time.monotonic() - self._wall0)
 
     def _write_summary(self, wall_s: float) -> None:
-        sim_t = self.cell.sim_time
-        try:
-            from lepton_robot.sim.summary import run_summary
-        except ImportError:
-            run_summary = None
-        if run_summary is not None:
-            summary = run_summary(self.cell, self.rules, dict(self.predictions))
-        else:
-            from lepton_robot.graph_summary import summarise
-            summary = summarise(self.cell.parts(), self.rules, self.predictions, sim_t)
-        summary.update({'seed': int(self.p['seed']), 'sim_time_s': round(sim_t, 3),
-                        'wall_time_s': round(wall_s, 3),
-                        'real_time_factor': round(sim_t / wall_s, 3) if wall_s else None,
-                        'latency_ms': {k: _percentiles(v) for k, v in self.latency.items()},
-                        'decisions': len(self.decisions),
-                        'pick_results': {'ok': sum(r['ok'] for r in self.pick_results),
-                                         'failed': sum(not r['ok'] for r in self.pick_results)}})
+        from lepton_robot.sim.summary import run_summary
+        results = list(self.pick_results)
+        attempts = [r for r in results if not str(r.get('error') or '').startswith('rejected')]
+        summary = run_summary(
+            self.cell, self.rules, dict(self.predictions),
+            pick_attempts=len(attempts), pick_successes=sum(r['ok'] for r in results),
+            drops=sum(str(r.get('error') or '').startswith('dropped') for r in results),
+            wall_time_s=wall_s, latencies_ms=self.latency,
+            extra={'decisions': len(self.decisions), 'graph': True,
+                   'pick_failures': sorted({str(r.get('error')) for r in results
+                                            if not r['ok']})})
         self.summary = summary
         if self.p['summary_path']:
             with open(self.p['summary_path'], 'w', encoding='utf-8') as fh:
