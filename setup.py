@@ -62,7 +62,7 @@ setup(
         # PyPI ROS 2 wheels (x86_64). A robot or Jetson brings its own ROS 2 instead.
         'ros': ROS_WHEELS,
         # Training and export only; runtime inference never imports torch.
-        'train': ['torch==2.13.0', 'onnx>=1.16'],
+        'train': ['torch==2.13.0', 'onnx>=1.16', 'onnxconverter-common>=1.14'],
         'dev': [
             'pytest>=8',
             'pytest-timeout>=2.3',
