@@ -22,6 +22,7 @@ SHARE = os.path.join('share', PACKAGE)
 
 # Node executables that `ros2 run lepton_robot <name>` starts (console scripts in lib/<pkg>).
 NODES = [
+    'defect_detector_node = lepton_robot.nodes.defect_detector_node:main',
 ]
 
 ROS_WHEELS = [

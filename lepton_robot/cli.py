@@ -18,6 +18,10 @@ from lepton_robot.errors import LeptonError
 # Order is the order shown in ``--help``.
 COMMAND_MODULES = (
     'lepton_robot.commands.info',
+    'lepton_robot.commands.train',
+    'lepton_robot.commands.inspect',
+    'lepton_robot.commands.evaluate',
+    'lepton_robot.commands.export',
 )
 
 

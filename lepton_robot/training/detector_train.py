@@ -264,7 +264,7 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += loss.item()
             bar.set_postfix(loss=f'{total / (step + 1):.4f}')
         metrics = crop_metrics(_predict(model, x_val), val, 0.5)
         score = metrics['condition_accuracy'] + metrics['color_accuracy'] \
@@ -289,6 +289,7 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
         'flops': count_flops(PartNet(widths), input_size),
         'val_pytorch': crop_metrics(val_probs, val, meta.ok_threshold),
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({'state_dict': model.state_dict(), 'widths': widths,
                 'metadata': meta.to_props()}, out.with_suffix('.pt'))
     export_onnx(model, meta, out)
