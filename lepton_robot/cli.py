@@ -19,7 +19,7 @@ from lepton_robot.errors import LeptonError
 COMMAND_MODULES = (
     'lepton_robot.commands.info',
     'lepton_robot.commands.train',
-    'lepton_robot.commands.inspect',
+    'lepton_robot.commands.inspect_images',
     'lepton_robot.commands.evaluate',
     'lepton_robot.commands.export',
 )

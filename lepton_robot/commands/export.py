@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                                       meta.ok_threshold)
             print(f'{name}: {path} {metrics}')
     if want_engine:
-        calibration = None
+        calibration = _no_calibration
         if args.precision == 'int8':
             from lepton_robot.detector.backends import OnnxRuntimeBackend
             meta = OnnxRuntimeBackend(str(onnx_path),
@@ -102,12 +102,17 @@ def run(args: argparse.Namespace) -> int:
 
             def calibration():
                 return _calibration_crops(data, meta)[0]
-        backend = TensorRTBackend(str(onnx_path), args.precision, calibration,
+        backend = TensorRTBackend(str(onnx_path), args.precision,
+                                  calibration if args.precision == 'int8' else None,
                                   force_rebuild=True).load()
         print(f'TensorRT engine ({args.precision}): {backend.engine_path}')
         backend.close()
     sys.stdout.flush()
     return 0
+
+
+def _no_calibration():
+    return None
 
 
 class _Slice:

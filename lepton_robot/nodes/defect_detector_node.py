@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
 from lepton_robot import interfaces
-from lepton_robot.detector.detector import DefectDetector, default_model_path, FrameResult
+from lepton_robot.detector.detector import default_model_path, DefectDetector, FrameResult
 from lepton_robot.detector.image_msg import DEFAULT_MAX_PIXELS, image_to_bgr
 from lepton_robot.detector.options import load_camera
 from lepton_robot.errors import ConfigError, ImageError, LeptonError, SchemaError
@@ -51,7 +51,7 @@ class DefectDetectorNode(Node):
         if p['input_size'] and p['input_size'] != self.detector.meta.input_size:
             self.detector.close()
             raise ConfigError(f'input_size {p["input_size"]} does not match the model '
-                              f'({self.detector.meta.input_size}); set 0 to use the model\'s')
+                              f'({self.detector.meta.input_size}); set 0 to use the model value')
         self._max_pixels = p['max_image_pixels']
         self._follow_cell_state = p['follow_cell_state']
         self._cell_sensitivity: Optional[float] = None
