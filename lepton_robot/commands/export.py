@@ -7,6 +7,7 @@ also builds the TensorRT engine into the engine cache, so the node starts withou
 """
 
 import argparse
+import functools
 import sys
 
 NAME = 'export'
@@ -93,17 +94,14 @@ def run(args: argparse.Namespace) -> int:
                                       meta.ok_threshold)
             print(f'{name}: {path} {metrics}')
     if want_engine:
-        calibration = _no_calibration
+        calibration = None
         if args.precision == 'int8':
             from lepton_robot.detector.backends import OnnxRuntimeBackend
             meta = OnnxRuntimeBackend(str(onnx_path),
                                       providers=['CPUExecutionProvider']).load().metadata
             data = args.data or _default_data()
-
-            def calibration():
-                return _calibration_crops(data, meta)[0]
-        backend = TensorRTBackend(str(onnx_path), args.precision,
-                                  calibration if args.precision == 'int8' else None,
+            calibration = functools.partial(_calibration_batch, data, meta)
+        backend = TensorRTBackend(str(onnx_path), args.precision, calibration,
                                   force_rebuild=True).load()
         print(f'TensorRT engine ({args.precision}): {backend.engine_path}')
         backend.close()
@@ -111,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_calibration():
-    return None
+def _calibration_batch(data_dir, meta):
+    return _calibration_crops(data_dir, meta)[0]
 
 
 class _Slice:
