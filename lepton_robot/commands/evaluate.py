@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'  condition accuracy {public["accuracy"]:.4f}  color '
               f'{public["color_accuracy"]:.4f}  shape {public["shape_accuracy"]:.4f}')
         print(f'  escapes {public["escapes"]}  false rejects {public["false_rejects"]}  '
-              f'missed {public["missed"]}  false positives {public["false_positives"]}')
+              f'missed {public["missed"]}  deferred (at the border) {public["deferred"]}  '
+              f'false positives {public["false_positives"]}')
         for cls, row in public['per_class'].items():
             p = '-' if row['precision'] is None else f'{row["precision"]:.4f}'
             r = '-' if row['recall'] is None else f'{row["recall"]:.4f}'

@@ -315,9 +315,9 @@ class TensorRTBackend(InferenceBackend):
 
     def load(self) -> 'TensorRTBackend':
         """Load the cached engine or build it; allocate device buffers."""
-        _check_model_file(self.model_path)
         trt = self._trt = _import_tensorrt()
         cudart = self._cudart = _import_cudart()
+        _check_model_file(self.model_path)
         self.metadata = ModelMetadata.from_props(read_onnx_metadata(self.model_path),
                                                  source=self.model_path)
         props = _cuda_check(cudart.cudaGetDeviceProperties(0))

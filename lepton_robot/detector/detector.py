@@ -10,9 +10,11 @@ The defect detector: segmentation + CNN on part crops + decision + world positio
    condition, color and shape probabilities in one batch.
 3. The condition label follows the sensitivity (0..100, default 50): a part is ``ok`` only
    when ``p(ok)`` reaches :func:`ok_threshold`; otherwise it is the most likely defect.
-4. The world position comes from the camera calibration: the blob centre is intersected
-   with the plane of the part's top face (belt top + the predicted shape's height) and the
-   part's centre is half a height below.
+4. The world position comes from the camera calibration: the blob (top face plus the side
+   faces perspective shows) is centred on the projection of the part's mid-height, so its
+   centroid ray is intersected with the plane at belt top + half the predicted shape's
+   height; ``position`` is the centre of the part's top face (x, y there, z = belt top +
+   height: where a suction cup picks it) and ``yaw`` the part's orientation on the belt.
 5. A light centroid tracker keeps ``track_id`` stable while a part crosses the view.
 """
 
@@ -21,6 +23,7 @@ import math
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import cv2
 from lepton_robot.detector.backends import create_backend, InferenceBackend
 from lepton_robot.detector.metadata import ModelMetadata
 from lepton_robot.detector.segmentation import (BeltSegmenter, check_image, extract_crop,
@@ -105,6 +108,7 @@ class PartDetection:
     shape_score: float
     centroid: Tuple[float, float]
     position: Optional[List[float]] = None
+    yaw: Optional[float] = None
     track_id: int = -1
 
     def to_dict(self) -> Dict[str, Any]:
@@ -115,7 +119,8 @@ class PartDetection:
                 'color': self.color, 'color_score': round(self.color_score, 4),
                 'shape': self.shape, 'shape_score': round(self.shape_score, 4),
                 'position': None if self.position is None
-                else [round(float(v), 4) for v in self.position]}
+                else [round(float(v), 4) for v in self.position],
+                'yaw': None if self.yaw is None else round(float(self.yaw), 4)}
 
 
 @dataclass
@@ -278,7 +283,7 @@ class DefectDetector:
         t1 = time.perf_counter()
         outputs = self.backend.infer(batch) if len(batch) else {}
         t2 = time.perf_counter()
-        parts = self._postprocess(blobs, outputs)
+        parts = self._postprocess(seg, blobs, outputs)
         truncated = [{'bbox': [int(v) for v in b.bbox],
                       'position': self._position(b.centroid, None)}
                      for b in seg.blobs if b.truncated]
@@ -290,7 +295,7 @@ class DefectDetector:
                            backend=self.backend.name,
                            image_size=(image.shape[1], image.shape[0]))
 
-    def _postprocess(self, blobs: list, outputs: Dict[str, np.ndarray]) \
+    def _postprocess(self, seg: Segmentation, blobs: list, outputs: Dict[str, np.ndarray]) \
             -> List[PartDetection]:
         meta = self.meta
         parts = []
@@ -305,7 +310,8 @@ class DefectDetector:
                 probs={c: float(p) for c, p in zip(meta.conditions, cond)},
                 color=meta.colors[color_i], color_score=float(outputs['color'][i][color_i]),
                 shape=shape, shape_score=float(outputs['shape'][i][shape_i]),
-                centroid=blob.centroid, position=self._position(blob.centroid, shape)))
+                centroid=blob.centroid, position=self._position(blob.centroid, shape),
+                yaw=self._yaw(seg, blob, shape)))
         if self.tracker is not None:
             for part, tid in zip(parts, self.tracker.update([p.centroid for p in parts])):
                 part.track_id = tid
@@ -316,14 +322,42 @@ class DefectDetector:
 
     def _position(self, centroid: Tuple[float, float], shape: Optional[str]) \
             -> Optional[List[float]]:
+        """Return the top-face centre in world (None without a calibration)."""
         if self.camera is None or self.belt_z is None:
             return None
         height = self.meta.part_heights.get(shape, 0.0) if shape else 0.0
-        top = float(self.belt_z) + height
-        xyz = self.camera.pixel_to_world(np.asarray([centroid], np.float64), top)[0]
+        mid = float(self.belt_z) + height / 2.0
+        xyz = self.camera.pixel_to_world(np.asarray([centroid], np.float64), mid)[0]
         if not np.all(np.isfinite(xyz)):
             return None
-        return [float(xyz[0]), float(xyz[1]), float(top - height / 2.0)]
+        return [float(xyz[0]), float(xyz[1]), float(self.belt_z) + height]
+
+    def _yaw(self, seg: Segmentation, blob, shape: str) -> Optional[float]:
+        """
+        Return the part's yaw on the belt (rad), from the blob's minimum-area rectangle.
+
+        Cylinders have none that matters (0); a block is symmetric every 90 degrees, a plate
+        every 180 (its long side gives the angle). None without a calibration.
+        """
+        if self.camera is None or self.belt_z is None:
+            return None
+        if shape == 'cylinder':
+            return 0.0
+        x, y, w, h = blob.bbox
+        ys, xs = np.nonzero(seg.labels[y:y + h, x:x + w] == blob.label)
+        if len(xs) < 5:
+            return None
+        (cx, cy), (rw, rh), angle = cv2.minAreaRect(
+            np.column_stack([xs + x, ys + y]).astype(np.float32))
+        theta = np.radians(angle if rw >= rh else angle + 90.0)
+        z = float(self.belt_z) + self.meta.part_heights.get(shape, 0.0) / 2.0
+        pts = self.camera.pixel_to_world(
+            np.asarray([[cx, cy], [cx + 10 * np.cos(theta), cy + 10 * np.sin(theta)]]), z)
+        if not np.all(np.isfinite(pts)):
+            return None
+        yaw = float(np.arctan2(pts[1, 1] - pts[0, 1], pts[1, 0] - pts[0, 0]))
+        period = np.pi / 2 if shape == 'block' else np.pi
+        return float((yaw + period / 2) % period - period / 2)
 
     def close(self) -> None:
         """Release the backend."""

@@ -3,8 +3,11 @@ Score the detector on a labelled dataset (``lepton-robot evaluate``) and write a
 
 Every fully visible labelled part counts (``n_parts``). A part the detector did not find
 is ``missed`` (wrong for accuracy; never an escape, because the cell never accepts a part it
-did not inspect). An ``escape`` is a defective part called ``ok``; a ``false_reject`` an ok
-part called defective. Metrics are part-level, on one frame per dataset image.
+did not inspect). A part the detector saw touching the image border (within its margin) is
+``deferred``: reported as not yet inspectable, which in the running cell means it is
+classified a frame later; deferred parts are counted but left out of the accuracies.
+An ``escape`` is a defective part called ``ok``; a ``false_reject`` an ok part called
+defective. Metrics are part-level, on one frame per dataset image.
 """
 
 import json
@@ -18,6 +21,7 @@ from lepton_robot.interfaces import CONDITIONS
 import numpy as np
 
 MISSED = 'missed'
+DEFERRED = 'deferred'
 
 
 def evaluate_dataset(detector: DefectDetector, directory: str, progress: bool = False,
@@ -53,6 +57,9 @@ def evaluate_dataset(detector: DefectDetector, directory: str, progress: bool = 
             matches = match_boxes([p.bbox for p in result.parts], [t['bbox'] for t in truth])
             by_truth = {j: i for i, j, _ in matches}
             false_positives += len(result.parts) - len(matches)
+            rest = [j for j in range(len(truth)) if j not in by_truth]
+            at_border = {rest[j] for _, j, _ in match_boxes(
+                [t['bbox'] for t in result.truncated], [truth[j]['bbox'] for j in rest])}
             for j, part in enumerate(truth):
                 if part.get('truncated'):
                     continue
@@ -63,7 +70,8 @@ def evaluate_dataset(detector: DefectDetector, directory: str, progress: bool = 
                     rec.update(pred=pred.label, pred_color=pred.color, pred_shape=pred.shape,
                                probs=pred.probs)
                 else:
-                    rec.update(pred=MISSED, pred_color=None, pred_shape=None, probs=None)
+                    rec.update(pred=DEFERRED if j in at_border else MISSED, pred_color=None,
+                               pred_shape=None, probs=None)
                 records.append(rec)
     finally:
         detector.tracker = tracker
@@ -82,8 +90,12 @@ def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
     :return: ``accuracy`` (condition), ``color_accuracy``, ``shape_accuracy``,
         ``per_class`` (precision/recall/support per condition), ``confusion``
         (truth -> predicted -> count, ``missed`` included), ``escapes``,
-        ``false_rejects``, ``missed``, ``n_parts``.
+        ``false_rejects``, ``missed``, ``deferred``, ``n_parts`` (all fully visible parts;
+        accuracies are over the ``n_scored`` parts that were not deferred).
     """
+    n_parts = len(records)
+    deferred = sum(1 for r in records if r['pred'] == DEFERRED)
+    records = [r for r in records if r['pred'] != DEFERRED]
     n = len(records)
     confusion = {c: {} for c in CONDITIONS}
     for r in records:
@@ -106,7 +118,9 @@ def summarize(records: List[Dict[str, Any]]) -> Dict[str, Any]:
         'false_rejects': sum(1 for r in records
                              if r['truth'] == 'ok' and r['pred'] not in ('ok', MISSED)),
         'missed': sum(1 for r in records if r['pred'] == MISSED),
-        'n_parts': n,
+        'deferred': deferred,
+        'n_parts': n_parts,
+        'n_scored': n,
     }
 
 

@@ -23,7 +23,7 @@ import json
 from typing import Any, Dict, List, Mapping, Tuple
 
 from lepton_robot.detector.segmentation import SegmentationConfig
-from lepton_robot.errors import ModelError
+from lepton_robot.errors import ConfigError, ModelError
 from lepton_robot.interfaces import COLORS, CONDITIONS, SHAPES
 
 MODEL_KIND = 'defect_detector'
@@ -101,7 +101,7 @@ class ModelMetadata:
                 or dict(DEFAULT_PART_HEIGHTS),
                 extra={k: v for k, v in props.items() if k not in _KNOWN},
             )
-        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
             raise ModelError(f'{source}: bad model metadata: {type(exc).__name__}: {exc}') \
                 from exc
         if set(meta.conditions) != set(CONDITIONS) or set(meta.colors) != set(COLORS) \

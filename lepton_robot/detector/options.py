@@ -48,6 +48,22 @@ def load_camera(path: Optional[str]) -> Tuple[Any, Optional[float]]:
     return camera, None if belt_z is None else float(belt_z)
 
 
+def scenario_camera(name: str) -> Tuple[Any, Optional[float]]:
+    """
+    Return the nominal camera and belt height of a sim scenario (no mounting jitter).
+
+    A run's camera is mounted within the scenario's jitter (a few mm, < 1 degree), so
+    positions from the nominal camera are off by up to ~1 cm; pass the run's
+    ``camera.json`` for exact ones.
+
+    :raises ConfigError: if the scenario cannot be loaded.
+    """
+    from lepton_robot.sim.camera import camera_from_scenario
+    from lepton_robot.sim.scenario import Scenario
+    scenario = Scenario.load(name)
+    return camera_from_scenario(scenario.camera, None), float(scenario.belt['top_z'])
+
+
 def build_detector(args: argparse.Namespace, track: bool = False,
                    camera_path: Optional[str] = None):
     """Build a :class:`DefectDetector` from parsed options."""

@@ -16,7 +16,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from lepton_robot import interfaces
 from lepton_robot.detector.detector import default_model_path, DefectDetector, FrameResult
 from lepton_robot.detector.image_msg import DEFAULT_MAX_PIXELS, image_to_bgr
-from lepton_robot.detector.options import load_camera
+from lepton_robot.detector.options import load_camera, scenario_camera
 from lepton_robot.errors import ConfigError, ImageError, LeptonError, SchemaError
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher
 from lepton_robot.ros.node_main import run_node
@@ -44,9 +44,14 @@ class DefectDetectorNode(Node):
         super().__init__('defect_detector', **kwargs)
         self._declare_parameters()
         p = self._params()
-        camera, belt_z = load_camera(p['camera_calibration'])
+        if p['camera_calibration']:
+            camera, belt_z = load_camera(p['camera_calibration'])
+        elif p['scenario']:
+            camera, belt_z = scenario_camera(p['scenario'])
+        else:
+            camera, belt_z = None, None
         self.detector = DefectDetector.from_model(
-            p['model_path'] or default_model_path(), backend=p['backend'],
+            p['model_path'] or p['model'] or default_model_path(), backend=p['backend'],
             threads=p['threads'], sensitivity=p['sensitivity'], camera=camera, belt_z=belt_z)
         if p['input_size'] and p['input_size'] != self.detector.meta.input_size:
             self.detector.close()
@@ -95,6 +100,8 @@ class DefectDetectorNode(Node):
             return ParameterDescriptor(description=text, read_only=read_only, **ranges)
         self.declare_parameter('model_path', '', desc(
             'ONNX model file; empty = the shipped models/defect_detector.onnx', True))
+        self.declare_parameter('model', '', desc(
+            'alias of model_path (used when model_path is empty)', True))
         self.declare_parameter('backend', 'auto', desc(
             'auto | onnxruntime | onnxruntime-cpu | onnxruntime-cuda | onnxruntime-tensorrt '
             '| tensorrt', True))
@@ -112,8 +119,12 @@ class DefectDetectorNode(Node):
             'frames with more pixels are refused (diagnostics, skipped)',
             integer_range=[IntegerRange(from_value=64, to_value=100_000_000, step=1)]))
         self.declare_parameter('camera_calibration', '', desc(
-            'camera.json (CameraModel.to_dict() with world_T_camera) for world positions; '
-            'empty = positions null', True))
+            'camera.json (CameraModel.to_dict() with world_T_camera) for exact world '
+            'positions; empty = the nominal camera of the scenario', True))
+        self.declare_parameter('scenario', 'default', desc(
+            'sim scenario whose nominal camera gives world positions when no '
+            'camera_calibration is set (~1 cm off: mounting jitter); empty = no positions',
+            True))
         self.declare_parameter('follow_cell_state', True, desc(
             'apply the sensitivity published in cell/state by the supervisor'))
         self.declare_parameter('diagnostics_period', 1.0, desc(
@@ -122,8 +133,8 @@ class DefectDetectorNode(Node):
                                                      step=0.0)]))
 
     def _params(self) -> dict:
-        names = ('model_path', 'backend', 'sensitivity', 'input_size', 'threads',
-                 'max_image_pixels', 'camera_calibration', 'follow_cell_state',
+        names = ('model_path', 'model', 'backend', 'sensitivity', 'input_size', 'threads',
+                 'max_image_pixels', 'camera_calibration', 'scenario', 'follow_cell_state',
                  'diagnostics_period')
         return {n: self.get_parameter(n).value for n in names}
 

@@ -37,20 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the trainer's options."""
     parser.add_argument('--data', default=DEFAULT_DATA,
                         help='where datasets are rendered/reused (default %(default)s)')
-    parser.add_argument('--train-count', type=int, default=1500,
+    parser.add_argument('--train-count', type=int, default=4000,
                         help='training frames to render (default %(default)s)')
-    parser.add_argument('--val-count', type=int, default=300,
+    parser.add_argument('--val-count', type=int, default=600,
                         help='validation frames to render (default %(default)s)')
     parser.add_argument('--train-seed', type=int, default=TRAIN_SEED)
     parser.add_argument('--val-seed', type=int, default=VAL_SEED)
-    parser.add_argument('--datagen-args', default='',
+    parser.add_argument('--datagen-args', default='--balance',
                         help='extra arguments passed to lepton-robot datagen (quoted)')
     parser.add_argument('--epochs', type=int, default=14)
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--lr', type=float, default=3e-3)
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
-    parser.add_argument('--input-size', type=int, default=0,
-                        help='network input side (default: from the data)')
+    parser.add_argument('--input-size', type=int, default=64,
+                        help='network input side; crops are resized to it (0 = crop size)')
     parser.add_argument('--widths', default='16,32,48,96', help='channels per stage')
     parser.add_argument('--out', default=None,
                         help='output ONNX path (default models/defect_detector.onnx)')
