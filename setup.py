@@ -23,6 +23,7 @@ SHARE = os.path.join('share', PACKAGE)
 # Node executables that `ros2 run lepton_robot <name>` starts (console scripts in lib/<pkg>).
 NODES = [
     'camera_node = lepton_robot.nodes.camera_node:main',
+    'defect_detector_node = lepton_robot.nodes.defect_detector_node:main',
     'manipulation_controller_node = lepton_robot.nodes.manipulation_controller_node:main',
     'sim_bridge_node = lepton_robot.nodes.sim_bridge_node:main',
     'supervisor_node = lepton_robot.nodes.supervisor_node:main',
@@ -66,7 +67,7 @@ setup(
         # PyPI ROS 2 wheels (x86_64). A robot or Jetson brings its own ROS 2 instead.
         'ros': ROS_WHEELS,
         # Training and export only; runtime inference never imports torch.
-        'train': ['torch==2.13.0', 'onnx>=1.16'],
+        'train': ['torch==2.13.0', 'onnx>=1.16', 'onnxconverter-common>=1.14'],
         'dev': [
             'pytest>=8',
             'pytest-timeout>=2.3',

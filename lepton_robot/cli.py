@@ -21,6 +21,10 @@ COMMAND_MODULES = (
     'lepton_robot.commands.datagen',
     'lepton_robot.commands.sim',
     'lepton_robot.commands.report',
+    'lepton_robot.commands.train',
+    'lepton_robot.commands.inspect_images',
+    'lepton_robot.commands.evaluate',
+    'lepton_robot.commands.export',
 )
 
 

@@ -20,3 +20,11 @@ class ModelError(LeptonError):
 
 class SchemaError(LeptonError, ValueError):
     """A JSON payload does not follow its ``lepton.*`` schema."""
+
+
+class ImageError(LeptonError, ValueError):
+    """An image is unreadable, empty, too large or in an unsupported encoding."""
+
+
+class BackendError(ModelError):
+    """An inference backend is unavailable on this machine or failed to run a model."""

@@ -1,0 +1,1 @@
+"""Training and export (PyTorch, imported lazily by ``lepton-robot train``; never at run time)."""

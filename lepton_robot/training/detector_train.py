@@ -1,0 +1,440 @@
+"""
+``lepton-robot train detector``: train the part-crop CNN on sim datasets, export and quantise.
+
+Steps (each logged; the whole run fits in ~20 min on 2 CPU cores):
+
+1. Render (or reuse) a training and a validation dataset with ``lepton-robot datagen``
+   (different seeds: the split is by seed, never by frame).
+2. Size the crops and the touching-parts split threshold from the data, then cut crops with
+   the run-time segmentation code.
+3. Train :class:`~lepton_robot.training.detector_model.PartNet` with augmentation
+   (rotations/flips, brightness/contrast/noise, small shifts), tqdm progress.
+4. Tune the ``ok`` threshold on validation (no escapes with margin), export ONNX with
+   metadata and check parity with PyTorch on real crops.
+5. INT8 static quantisation (ONNX Runtime, calibrated on training crops) and an FP16
+   variant; accuracy of every variant on the validation crops, written to a JSON report.
+"""
+
+import argparse
+import datetime
+import json
+import math
+from pathlib import Path
+import time
+from typing import Any, Dict, Optional
+
+from lepton_robot.interfaces import CONDITIONS
+import numpy as np
+
+HELP = 'train the defect detector CNN on sim data, export ONNX (+ INT8, FP16)'
+
+DEFAULT_DATA = 'data/detector'
+TRAIN_SEED = 1001
+VAL_SEED = 2002
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the trainer's options."""
+    parser.add_argument('--data', default=DEFAULT_DATA,
+                        help='where datasets are rendered/reused (default %(default)s)')
+    parser.add_argument('--train-count', type=int, default=4000,
+                        help='training frames to render (default %(default)s)')
+    parser.add_argument('--val-count', type=int, default=600,
+                        help='validation frames to render (default %(default)s)')
+    parser.add_argument('--train-seed', type=int, default=TRAIN_SEED)
+    parser.add_argument('--val-seed', type=int, default=VAL_SEED)
+    parser.add_argument('--datagen-args', default='--balance',
+                        help='extra arguments passed to lepton-robot datagen (quoted)')
+    parser.add_argument('--epochs', type=int, default=14)
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--lr', type=float, default=3e-3)
+    parser.add_argument('--threads', type=int, default=2, help='torch threads')
+    parser.add_argument('--input-size', type=int, default=64,
+                        help='network input side; crops are resized to it (0 = crop size)')
+    parser.add_argument('--widths', default='16,32,48,96', help='channels per stage')
+    parser.add_argument('--out', default=None,
+                        help='output ONNX path (default models/defect_detector.onnx)')
+    parser.add_argument('--seed', type=int, default=0, help='torch seed')
+    parser.add_argument('--max-minutes', type=float, default=18.0,
+                        help='stop training after this long (the best epoch is kept)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the whole pipeline (see the module docstring)."""
+    import shlex
+
+    from lepton_robot.detector import dataset as ds
+    from lepton_robot.paths import models_dir
+    out = Path(args.out) if args.out else models_dir() / 'defect_detector.onnx'
+    data = Path(args.data)
+    extra = shlex.split(args.datagen_args)
+    t_start = time.time()
+    print(f'[1/5] datasets under {data} (train seed {args.train_seed}, '
+          f'val seed {args.val_seed})', flush=True)
+    train_dir = ds.generate(str(data / f'train_s{args.train_seed}'), args.train_count,
+                            args.train_seed, extra)
+    val_dir = ds.generate(str(data / f'val_s{args.val_seed}'), args.val_count,
+                          args.val_seed, extra)
+    train_frames, val_frames = ds.read_labels(str(train_dir)), ds.read_labels(str(val_dir))
+    seg_config, crop_px = calibrate_segmentation(train_frames)
+    input_size = args.input_size or crop_px
+    print(f'[2/5] crops: crop_px={crop_px} input={input_size} '
+          f'segmentation={seg_config.to_json()}', flush=True)
+    train = ds.build_crops(train_frames, seg_config, crop_px, input_size, progress=True)
+    val = ds.build_crops(val_frames, seg_config, crop_px, input_size, progress=True)
+    print(f'      train {train.stats}  val {val.stats}', flush=True)
+    report = train_and_export(train, val, seg_config, crop_px, input_size, out, args)
+    report['data'] = {'train': str(train_dir), 'val': str(val_dir),
+                      'train_stats': train.stats, 'val_stats': val.stats,
+                      'datagen_args': args.datagen_args}
+    report['wall_time_s'] = round(time.time() - t_start, 1)
+    report_path = out.with_suffix('.train.json')
+    report_path.write_text(json.dumps(report, indent=2))
+    print(f'[5/5] done in {report["wall_time_s"]:.0f} s; report {report_path}', flush=True)
+    return 0
+
+
+def calibrate_segmentation(frames, sample: int = 150):
+    """
+    Choose the crop size and the touching-parts split threshold from labelled frames.
+
+    Blob areas of single, well-separated parts give ``max_part_area`` (blobs above it are
+    split); the largest part's box side gives the crop size.
+
+    :return: ``(SegmentationConfig, crop_px)``.
+    """
+    from lepton_robot.detector import dataset as ds
+    from lepton_robot.detector.segmentation import BeltSegmenter, SegmentationConfig
+    base = SegmentationConfig()
+    segmenter = BeltSegmenter(base)
+    areas, sides = [], []
+    for frame, _, seg, matches in ds.iter_matched(frames[:sample], segmenter):
+        for bi, pj, score in matches:
+            if score > 0.5:
+                areas.append(seg.blobs[bi].area)
+                sides.append(max(seg.blobs[bi].bbox[2:]))
+    if not areas:
+        raise ValueError('no part could be matched in the training frames: check the '
+                         'segmentation against the rendered images')
+    p99_area = float(np.percentile(areas, 99))
+    side = float(np.percentile(sides, 99.5))
+    crop_px = int(math.ceil((side + 8) / 4.0) * 4)
+    crop_px = max(crop_px, 32)
+    config = SegmentationConfig(**{**json.loads(base.to_json()),
+                                   'max_part_area': int(p99_area * 1.25)})
+    return config, crop_px
+
+
+def _augment(x, rng_torch):
+    """Augment a batch of normalised N x 3 x S x S crops in place-free torch ops."""
+    import torch
+    n = x.shape[0]
+    k = int(torch.randint(0, 4, (1,), generator=rng_torch))
+    x = torch.rot90(x, k, dims=(2, 3))
+    if bool(torch.rand(1, generator=rng_torch) < 0.5):
+        x = torch.flip(x, dims=(3,))
+    # Brightness / contrast (per sample) and a little per-channel gain: lighting varies.
+    gain = 1.0 + 0.25 * (torch.rand(n, 1, 1, 1, generator=rng_torch) - 0.5)
+    bias = 0.3 * (torch.rand(n, 1, 1, 1, generator=rng_torch) - 0.5)
+    chan = 1.0 + 0.06 * (torch.rand(n, 3, 1, 1, generator=rng_torch) - 0.5)
+    x = x * gain * chan + bias
+    x = x + 0.04 * torch.randn(x.shape, generator=rng_torch)
+    # Small shifts (the blob centre is not exactly the part centre).
+    dx, dy = (int(v) for v in torch.randint(-3, 4, (2,), generator=rng_torch))
+    x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    return x
+
+
+def _to_tensor(crops: np.ndarray, meta) -> Any:
+    import torch
+
+    from lepton_robot.detector.detector import preprocess
+    out = []
+    for i in range(0, len(crops), 2048):
+        out.append(preprocess(list(crops[i:i + 2048]), meta))
+    return torch.from_numpy(np.concatenate(out) if out else
+                            np.zeros((0, 3, meta.input_size, meta.input_size), np.float32))
+
+
+def _predict(model, x, batch: int = 512) -> Dict[str, np.ndarray]:
+    import torch
+    model.eval()
+    outs = {'condition': [], 'color': [], 'shape': []}
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            c, col, s = model(x[i:i + batch])
+            outs['condition'].append(torch.softmax(c, 1).numpy())
+            outs['color'].append(torch.softmax(col, 1).numpy())
+            outs['shape'].append(torch.softmax(s, 1).numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def crop_metrics(probs: Dict[str, np.ndarray], labels, threshold: float) -> Dict[str, Any]:
+    """
+    Score crop-level predictions (condition with the ok threshold, color, shape).
+
+    :param probs: ``condition``/``color``/``shape`` probability arrays.
+    :param labels: a :class:`~lepton_robot.detector.dataset.CropSet`.
+    :param threshold: ``p(ok)`` needed for ok.
+    """
+    ok = CONDITIONS.index('ok')
+    cond = probs['condition']
+    defect_best = np.argmax(np.where(np.arange(cond.shape[1]) == ok, -1.0, cond), axis=1)
+    pred = np.where(cond[:, ok] >= threshold, ok, defect_best)
+    truth = labels.condition
+    return {
+        'n': int(len(truth)),
+        'condition_accuracy': float(np.mean(pred == truth)) if len(truth) else 0.0,
+        'color_accuracy': float(np.mean(np.argmax(probs['color'], 1) == labels.color))
+        if len(truth) else 0.0,
+        'shape_accuracy': float(np.mean(np.argmax(probs['shape'], 1) == labels.shape))
+        if len(truth) else 0.0,
+        'escapes': int(np.sum((truth != ok) & (pred == ok))),
+        'false_rejects': int(np.sum((truth == ok) & (pred != ok))),
+    }
+
+
+def tune_ok_threshold(p_ok: np.ndarray, is_ok: np.ndarray) -> float:
+    """
+    Pick the ``p(ok)`` threshold for sensitivity 50 from validation probabilities.
+
+    Starts at 0.5; if a defective part reaches that, the threshold moves above the most
+    ok-looking defective part (half-way in logit space to the next ok part), capped at 0.98.
+    """
+    defect_max = float(p_ok[~is_ok].max()) if (~is_ok).any() else 0.0
+    if defect_max < 0.5:
+        return 0.5
+    above = p_ok[is_ok & (p_ok > defect_max)]
+    nxt = float(above.min()) if len(above) else 0.999
+
+    def logit(p):
+        p = min(max(p, 1e-6), 1 - 1e-6)
+        return math.log(p / (1 - p))
+    mid = (logit(defect_max) + logit(nxt)) / 2.0
+    return float(min(0.98, 1.0 / (1.0 + math.exp(-mid))))
+
+
+def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out: Path,
+                     args: argparse.Namespace) -> Dict[str, Any]:
+    """Train, tune, export, check parity, quantise; return the report."""
+    import torch
+    from tqdm import tqdm
+
+    from lepton_robot.detector.metadata import ModelMetadata
+    from lepton_robot.training.detector_model import count_flops, PartNet
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    mean, std = _channel_stats(train.crops)
+    meta = ModelMetadata(version=datetime.date.today().isoformat(), input_size=input_size,
+                         crop_px=crop_px, mean=mean, std=std, segmentation=seg_config)
+    x_train, x_val = _to_tensor(train.crops, meta), _to_tensor(val.crops, meta)
+    y_train = [torch.from_numpy(a) for a in (train.condition, train.color, train.shape)]
+    widths = [int(w) for w in args.widths.split(',')]
+    model = PartNet(widths)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, math.ceil(len(x_train) / args.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                                total_steps=args.epochs * steps_per_epoch)
+    # Defects are the minority and escapes cost most: weight them up a little.
+    cond_counts = np.bincount(train.condition, minlength=len(CONDITIONS)).astype(np.float64)
+    cond_w = torch.tensor((cond_counts.sum() / np.maximum(cond_counts, 1)) ** 0.5,
+                          dtype=torch.float32)
+    cond_w = cond_w / cond_w.mean()
+    print(f'[3/5] training PartNet{tuple(widths)} on {len(x_train)} crops '
+          f'({args.epochs} epochs, {args.threads} threads); condition counts '
+          f'{dict(zip(CONDITIONS, cond_counts.astype(int).tolist()))}', flush=True)
+    best, best_state, history = -1.0, None, []
+    deadline = time.time() + args.max_minutes * 60.0
+    for epoch in range(args.epochs):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        bar = tqdm(range(steps_per_epoch), desc=f'epoch {epoch + 1}/{args.epochs}',
+                   unit='batch')
+        total = 0.0
+        for step in bar:
+            idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
+            xb = _augment(x_train[idx], gen)
+            c, col, s = model(xb)
+            loss = (torch.nn.functional.cross_entropy(c, y_train[0][idx], weight=cond_w,
+                                                      label_smoothing=0.02)
+                    + 0.5 * torch.nn.functional.cross_entropy(col, y_train[1][idx])
+                    + 0.5 * torch.nn.functional.cross_entropy(s, y_train[2][idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+            bar.set_postfix(loss=f'{total / (step + 1):.4f}')
+        metrics = crop_metrics(_predict(model, x_val), val, 0.5)
+        score = metrics['condition_accuracy'] + metrics['color_accuracy'] \
+            + metrics['shape_accuracy'] - 0.01 * metrics['escapes']
+        history.append({'epoch': epoch + 1, 'loss': total / steps_per_epoch, **metrics})
+        print(f'      val epoch {epoch + 1}: {metrics}', flush=True)
+        if score > best:
+            best = score
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if time.time() > deadline:
+            print(f'      time budget of {args.max_minutes} min reached, stopping', flush=True)
+            break
+    model.load_state_dict(best_state)
+    val_probs = _predict(model, x_val)
+    meta.ok_threshold = tune_ok_threshold(val_probs['condition'][:, CONDITIONS.index('ok')],
+                                          val.condition == CONDITIONS.index('ok'))
+    print(f'[4/5] ok threshold {meta.ok_threshold:.4f}; exporting {out}', flush=True)
+    report: Dict[str, Any] = {
+        'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'widths': widths, 'input_size': input_size, 'crop_px': crop_px,
+        'ok_threshold': meta.ok_threshold, 'history': history,
+        'flops': count_flops(PartNet(widths), input_size),
+        'val_pytorch': crop_metrics(val_probs, val, meta.ok_threshold),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({'state_dict': model.state_dict(), 'widths': widths,
+                'metadata': meta.to_props()}, out.with_suffix('.pt'))
+    export_onnx(model, meta, out)
+    report['parity'] = check_parity(model, out, x_val[:512])
+    calib = x_train[torch.randperm(len(x_train), generator=gen)[:512]].numpy()
+    variants = quantize_variants(out, calib)
+    report['variants'] = {}
+    for name, path in {'fp32': out, **variants}.items():
+        if path is None:
+            continue
+        probs = onnx_predict(path, x_val.numpy())
+        report['variants'][name] = {'path': str(path), 'bytes': Path(path).stat().st_size,
+                                    **crop_metrics(probs, val, meta.ok_threshold)}
+        print(f'      {name}: {report["variants"][name]}', flush=True)
+    return report
+
+
+def _channel_stats(crops: np.ndarray):
+    if not len(crops):
+        return (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    rgb = crops[..., ::-1].reshape(-1, 3).astype(np.float64) / 255.0
+    return tuple(round(float(v), 4) for v in rgb.mean(0)), \
+        tuple(round(float(max(v, 1e-3)), 4) for v in rgb.std(0))
+
+
+def export_onnx(model, meta, out: Path) -> None:
+    """Export ``model`` (with softmax heads) to ONNX at ``out`` and attach ``meta``."""
+    import copy
+
+    import onnx
+    import torch
+
+    from lepton_robot.detector.metadata import INPUT_NAME, OUTPUT_NAMES
+    net = copy.deepcopy(model).eval()
+    net.softmax = True
+    dummy = torch.zeros(1, 3, meta.input_size, meta.input_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(net, dummy, str(out), input_names=[INPUT_NAME],
+                      output_names=list(OUTPUT_NAMES),
+                      dynamic_axes={INPUT_NAME: {0: 'batch'},
+                                    **{n: {0: 'batch'} for n in OUTPUT_NAMES}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(out))
+    write_metadata(proto, meta.to_props())
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(out))
+
+
+def write_metadata(proto, props: Dict[str, str]) -> None:
+    """Replace an ONNX model's ``metadata_props`` with ``props``."""
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def onnx_predict(path, x: np.ndarray, batch: int = 256) -> Dict[str, np.ndarray]:
+    """Run an ONNX model on CPU over ``x`` in batches."""
+    from lepton_robot.detector.backends import OnnxRuntimeBackend
+    from lepton_robot.detector.metadata import OUTPUT_NAMES
+    backend = OnnxRuntimeBackend(str(path), providers=['CPUExecutionProvider']).load()
+    outs = {k: [] for k in OUTPUT_NAMES}
+    for i in range(0, len(x), batch):
+        res = backend.infer(x[i:i + batch])
+        for k in OUTPUT_NAMES:
+            outs[k].append(res[k])
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def check_parity(model, path: Path, x, atol: float = 1e-4) -> Dict[str, Any]:
+    """
+    Compare ONNX Runtime with PyTorch on real crops.
+
+    :raises RuntimeError: if probabilities differ by more than ``atol`` or a label differs.
+    """
+    torch_probs = _predict(model, x)
+    onnx_probs = onnx_predict(path, x.numpy())
+    diff = max(float(np.abs(torch_probs[k] - onnx_probs[k]).max()) for k in torch_probs)
+    same = all(bool(np.all(np.argmax(torch_probs[k], 1) == np.argmax(onnx_probs[k], 1)))
+               for k in torch_probs)
+    result = {'n': int(len(x)), 'max_abs_diff': diff, 'atol': atol, 'labels_equal': same}
+    print(f'      parity ONNX vs PyTorch: {result}', flush=True)
+    if diff > atol or not same:
+        raise RuntimeError(f'ONNX export does not match PyTorch: {result}')
+    return result
+
+
+class _CalibReader:
+    """ONNX Runtime ``CalibrationDataReader`` over a float32 array."""
+
+    def __init__(self, data: np.ndarray, input_name: str, batch: int = 32) -> None:
+        self.batches = iter([data[i:i + batch] for i in range(0, len(data), batch)])
+        self.input_name = input_name
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        item = next(self.batches, None)
+        return None if item is None else {self.input_name: item}
+
+
+def quantize_variants(fp32_path: Path, calib: np.ndarray) -> Dict[str, Optional[Path]]:
+    """
+    Write the INT8 (static, QDQ, per-channel) and FP16 variants next to the FP32 model.
+
+    :return: ``{'int8': path, 'fp16': path or None}`` (FP16 needs onnxconverter-common).
+    """
+    import onnx
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, quantize_static,
+                                          QuantType)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lepton_robot.detector.metadata import INPUT_NAME
+    fp32_path = Path(fp32_path)
+    int8_path = fp32_path.with_name(fp32_path.stem + '_int8.onnx')
+    pre = fp32_path.with_name(fp32_path.stem + '_pre.onnx')
+    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(int8_path), _CalibReader(calib, INPUT_NAME),
+                    quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+    pre.unlink()
+    props = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
+    proto = onnx.load(str(int8_path))
+    write_metadata(proto, {**props, 'precision': 'int8'})
+    onnx.save(proto, str(int8_path))
+    variants: Dict[str, Optional[Path]] = {'int8': int8_path, 'fp16': None}
+    try:
+        from onnxconverter_common import float16
+    except ImportError:
+        print('      FP16 variant skipped: onnxconverter-common is not installed', flush=True)
+        return variants
+    fp16_path = fp32_path.with_name(fp32_path.stem + '_fp16.onnx')
+    proto = float16.convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True)
+    write_metadata(proto, {**props, 'precision': 'fp16'})
+    onnx.save(proto, str(fp16_path))
+    variants['fp16'] = fp16_path
+    return variants
+
+
+def load_checkpoint(path: str):
+    """Load a ``.pt`` checkpoint written by training; return (model, metadata props)."""
+    import torch
+
+    from lepton_robot.training.detector_model import PartNet
+    ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    model = PartNet(ckpt['widths'])
+    model.load_state_dict(ckpt['state_dict'])
+    model.eval()
+    return model, dict(ckpt['metadata'])
