@@ -36,6 +36,14 @@ TOPIC_BELT_SPEED = 'conveyor/speed_command'
 TOPIC_MANIPULATION_COMMAND = 'manipulation/command'
 #: std_msgs/Bool, true = suction on; controller -> sim bridge / tool driver.
 TOPIC_GRIPPER = 'gripper/command'
+#: std_msgs/Bool, true = the vacuum holds a part; sim bridge / tool driver -> controller.
+TOPIC_GRIPPER_STATE = 'gripper/state'
+#: sensor_msgs/JointState with one joint 'conveyor': position = belt travel (m), velocity
+#: (m/s); the conveyor's encoder; sim bridge / conveyor driver -> supervisor, controller.
+TOPIC_BELT_STATE = 'conveyor/state'
+#: std_msgs/String JSON {"part_id": int | null}: the pick in progress (transient local);
+#: controller -> supervisor.
+TOPIC_MANIPULATION_ACTIVE = 'manipulation/active'
 
 # --- Schemas -------------------------------------------------------------------------------
 SCHEMA_INSPECTION = 'lepton.inspection/1'

@@ -186,6 +186,7 @@ class Graph:
         self.env.setdefault('ROS_LOG_DIR', str(self.run_dir / 'ros_log'))
         self.env['PYTHONUNBUFFERED'] = '1'
         self.procs: Dict[str, subprocess.Popen] = {}
+        self.required = {'composed'} if composed else {s.name for s in self.specs if s.required}
         self._logs = []
 
     def _spawn(self, name: str, cmd: List[str]) -> None:
@@ -400,9 +401,7 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
         graph.start()
         deadline = time.monotonic() + timeout_s
         while operator.summary is None and time.monotonic() < deadline:
-            dead = graph.dead()
-            required = {s.name for s in specs if s.required} if not composed else {'composed'}
-            dead_required = [n for n in dead if n in required]
+            dead_required = [n for n in graph.dead() if n in graph.required]
             if dead_required and on_tick is None:
                 failed = dead_required[0]
                 break

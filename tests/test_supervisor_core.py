@@ -143,6 +143,18 @@ def test_odometer_integrates_speed_changes():
     assert odo.travel(6.0) == pytest.approx(0.4)
 
 
+def test_odometer_follows_encoder_samples():
+    """Encoder samples replace the commanded-speed estimate, without a jump."""
+    odo = BeltOdometer(0.1)
+    odo.set_speed(0.0, 100)                 # commanded: 0.1 m/s
+    odo.observe(1.0, 5.0, 0.05)             # encoder: the belt really runs at 0.05 m/s
+    odo.observe(2.0, 5.05, 0.05)
+    assert odo.travel(1.0) == pytest.approx(0.1)
+    assert odo.travel(1.5) == pytest.approx(0.125)
+    assert odo.travel(3.0) == pytest.approx(0.2)
+    assert odo.velocity == pytest.approx(0.05)
+
+
 @pytest.mark.parametrize('speed', [0.0, 30.0, 100.0])
 def test_tracker_one_track_per_moving_part(speed):
     """Two parts riding the belt stay two tracks across frames at any belt speed."""
@@ -331,8 +343,11 @@ def test_belt_guard_stops_for_a_part_waiting_in_the_pick_zone():
         belt = []
         t = 0.0
         while t < 8.0:
+            if abs(t - 0.5) < 1e-6:
+                sup.on_active_pick(0, t)      # the controller starts on part 0
             if first_done_at is not None and abs(t - first_done_at) < 1e-6:
                 sup.on_pick_result(_result(0, True), t)
+                sup.on_active_pick(1, t)      # ... then on part 1
             # the camera sees the parts only at the start; later frames are empty
             sup.on_inspection(_inspection(t, parts if t < 0.3 else []), t)
             belt.append((round(t, 1), sup.belt_target(t)))
@@ -348,6 +363,7 @@ def test_belt_guard_stops_for_a_part_waiting_in_the_pick_zone():
     sup, belt = run(first_done_at=7.0)
     assert belt[7.5] == 0.0
     sup.on_pick_result(_result(1, True), 7.9)
+    sup.on_active_pick(None, 7.9)
     assert sup.belt_target(8.0) == 50.0
     # part 0 done at t=5: part 1 becomes the current pick, the belt keeps going
     _, belt = run(first_done_at=5.0)

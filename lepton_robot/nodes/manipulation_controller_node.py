@@ -22,10 +22,11 @@ from typing import Deque, List, Optional, Tuple
 from builtin_interfaces.msg import Duration
 from lepton_robot.errors import LeptonError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
-                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_CELL_STATE,
-                                     TOPIC_DECISION, TOPIC_GRIPPER, TOPIC_JOINT_STATES,
-                                     TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_COMMAND,
-                                     TOPIC_PICK_RESULT)
+                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_BELT_STATE,
+                                     TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_GRIPPER,
+                                     TOPIC_GRIPPER_STATE, TOPIC_JOINT_STATES,
+                                     TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_ACTIVE,
+                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -36,9 +37,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-
-#: Topic with the vacuum sensor (std_msgs/Bool, true = an object is held).
-TOPIC_GRIPPER_STATE = 'gripper/state'
 
 
 def _duration(seconds: float) -> Duration:
@@ -77,6 +75,10 @@ class ManipulationControllerNode(Node):
              'or past this world x (m)', ro),
             ('approach_s', 2.2, 'typical time from plan start to contact (s), for the '
              'pick-zone test', ro),
+            ('give_up_x', 0.30, 'report a pick as failed when planning fails for a part past '
+             'this world x (m); before it, planning is retried', ro),
+            ('max_plan_failures', 8, 'planning attempts per decision', ro),
+            ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
             ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
              'planning began (s); adapts to the measured planning time', ro),
         ]
@@ -90,7 +92,11 @@ class ManipulationControllerNode(Node):
         self.pick_zone_x_min = float(p['pick_zone_x_min'])
         self.approach_s = float(p['approach_s'])
         self.min_lead_s = float(p['min_lead_s'])
-        self.plan_sim_s: Deque[float] = deque(maxlen=20)
+        self.plan_wall_s: Deque[float] = deque(maxlen=10)
+        self.clock_samples: Deque[Tuple[float, float]] = deque(maxlen=200)
+        self.give_up_x = float(p['give_up_x'])
+        self.max_plan_failures = int(p['max_plan_failures'])
+        self.replan_s = float(p['replan_s'])
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
         self.interrupted: Optional[dict] = None
@@ -105,6 +111,8 @@ class ManipulationControllerNode(Node):
         self.pub_traj = self.create_publisher(JointTrajectory, TOPIC_JOINT_TRAJECTORY, RELIABLE)
         self.pub_gripper = self.create_publisher(Bool, TOPIC_GRIPPER, RELIABLE)
         self.pub_result = self.create_publisher(String, TOPIC_PICK_RESULT, RELIABLE)
+        self.pub_active = self.create_publisher(String, TOPIC_MANIPULATION_ACTIVE, LATCHED)
+        self._active: Optional[int] = -1
         self.diag = DiagnosticsPublisher(self)
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_COMMAND, self._on_command,
@@ -113,6 +121,7 @@ class ManipulationControllerNode(Node):
         self.create_subscription(Float32, TOPIC_BELT_SPEED, self._on_belt_speed, LATCHED)
         self.create_subscription(JointState, TOPIC_JOINT_STATES, self._on_joint_states, SENSOR)
         self.create_subscription(Bool, TOPIC_GRIPPER_STATE, self._on_gripper_state, RELIABLE)
+        self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
         self.create_timer(1.0 / p['rate_hz'], self._on_timer)
         self.create_timer(1.0, self._on_diag_timer)
         self.stats = {'ok': 0, 'failed': 0, 'plan_ms': []}
@@ -161,6 +170,12 @@ class ManipulationControllerNode(Node):
     def _on_belt_speed(self, msg: Float32) -> None:
         """Track belt travel for pose prediction."""
         self.odometer.set_speed(self._now(), float(msg.data))
+
+    def _on_belt_state(self, msg: JointState) -> None:
+        """Conveyor encoder: belt travel and speed."""
+        if msg.position:
+            t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            self.odometer.observe(t, msg.position[0], msg.velocity[0] if msg.velocity else 0.0)
 
     def _on_joint_states(self, msg: JointState) -> None:
         """Keep the latest joint positions."""
@@ -243,11 +258,20 @@ class ManipulationControllerNode(Node):
 
     def _lead(self) -> float:
         """Return how far ahead (sim s) to start a trajectory: planning takes sim time."""
-        measured = max(self.plan_sim_s) if self.plan_sim_s else 0.5
-        return max(self.min_lead_s, 1.5 * measured)
+        wall = max(self.plan_wall_s) if self.plan_wall_s else 0.6
+        return max(self.min_lead_s, 1.5 * wall * self._rtf() + 0.1)
+
+    def _rtf(self) -> float:
+        """Return the sim's recent real-time factor (sim seconds per wall second)."""
+        if len(self.clock_samples) < 2:
+            return 1.0
+        (w0, s0), (w1, s1) = self.clock_samples[0], self.clock_samples[-1]
+        return max(0.1, (s1 - s0) / (w1 - w0)) if w1 > w0 else 1.0
 
     def _ready(self, decision: dict, now: float) -> bool:
         """Return True when the part will be in the pick zone by the time the cup meets it."""
+        if decision.get('retry_at', 0.0) > now:
+            return False
         x = self._predict(decision, now)[0]
         if not math.isfinite(x):
             return True       # _start reports it
@@ -255,28 +279,54 @@ class ManipulationControllerNode(Node):
             >= self.pick_zone_x_min
 
     def _start(self, decision: dict, now: float) -> None:
-        lead = self._lead()
-        t_start = now + lead
-        pose = self._predict(decision, t_start)
         self.job = {'decision': decision, 't0': now, 'held': False}
-        if not all(math.isfinite(v) for v in pose):
-            self._finish(False, f'rejected: pick pose is not finite {pose}')
-            return
-        t_plan = time.perf_counter()
-        try:
-            traj = self.planner.plan_pick_place(
-                self.q, pose, decision['bin'],
-                belt_velocity=(self.odometer.velocity, 0.0, 0.0))
-        except (LeptonError, ValueError) as exc:   # unreachable, NaN, unknown bin: carry on
-            self._finish(False, f'rejected: {exc}')
-            return
-        self.job['plan_ms'] = round(1e3 * (time.perf_counter() - t_plan), 2)
-        after = self._now()
-        self.plan_sim_s.append(max(0.0, after - now))
-        if after > t_start:
-            self.get_logger().warning(f'planning took {after - now:.2f} s sim, more than the '
-                                      f'{lead:.2f} s lead', throttle_duration_sec=10.0)
+        self._publish_active()      # before planning: the belt guard must not stop under it
+        lead = self._lead()
+        for attempt in range(2):
+            t_start = now + lead
+            pose = self._predict(decision, t_start)
+            if not all(math.isfinite(v) for v in pose):
+                self._finish(False, f'rejected: pick pose is not finite {pose}')
+                return
+            wall0 = time.monotonic()
+            try:
+                traj = self.planner.plan_pick_place(
+                    self.q, pose, decision['bin'],
+                    belt_velocity=(self.odometer.velocity, 0.0, 0.0))
+            except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
+                self._planning_failed(decision, pose, exc, now)
+                return
+            wall = time.monotonic() - wall0
+            self.plan_wall_s.append(wall)
+            self.job['plan_ms'] = round(1e3 * wall, 2)
+            spent = wall * self._rtf()
+            if spent <= lead or attempt == 1:
+                break
+            # planning took longer than the lead: the arm would start late and miss a
+            # moving part; plan once more for a later start
+            self.get_logger().warning(f'planning took ~{spent:.2f} s sim, more than the '
+                                      f'{lead:.2f} s lead: planning again',
+                                      throttle_duration_sec=10.0)
+            lead = 1.5 * spent + 0.2
+        self.get_logger().info(
+            f'part {decision["part_id"]}: pick at {np.round(pose, 3).tolist()} '
+            f'(belt {self.odometer.velocity:.3f} m/s), start {t_start:.2f} s '
+            f'(lead {lead:.2f} s), contact at +{traj.marks.get("contact", float("nan")):.2f} s')
         self._send(traj, t_start, self.job)
+
+    def _planning_failed(self, decision: dict, pose, exc: Exception, now: float) -> None:
+        failures = decision.get('plan_failures', 0) + 1
+        if isinstance(exc, LeptonError) and pose[0] < self.give_up_x \
+                and failures < self.max_plan_failures:
+            # the part may come into reach (or leave a singular spot): try again soon
+            decision['plan_failures'] = failures
+            decision['retry_at'] = now + self.replan_s
+            self.queue.append(decision)
+            self.job = None
+            self.get_logger().info(f'part {decision["part_id"]}: planning failed ({exc}); '
+                                   'retrying', throttle_duration_sec=2.0)
+            return
+        self._finish(False, f'rejected: {exc}')
 
     def _send(self, traj, now: float, job: dict) -> None:
         """Publish a trajectory that starts at sim time ``now`` (may be in the future)."""
@@ -311,6 +361,11 @@ class ManipulationControllerNode(Node):
     def _on_timer(self) -> None:
         """Run the suction schedule, check the grasp, finish jobs, start the next one."""
         now = self._now()
+        wall = time.monotonic()
+        if not self.clock_samples or wall - self.clock_samples[-1][0] > 0.05:
+            self.clock_samples.append((wall, now))
+            while wall - self.clock_samples[0][0] > 3.0:
+                self.clock_samples.popleft()
         job = self.job
         if job is not None and 'events' in job and not self.halted:
             while job['events'] and job['events'][0][0] <= now:
@@ -338,8 +393,25 @@ class ManipulationControllerNode(Node):
             self.pending_home = False
             self._go_home(now)
             return
-        if self.queue and self._ready(self.queue[0], now):
-            self._start(self.queue.popleft(), now)
+        ready = [d for d in self.queue if self._ready(d, now)]
+        if ready:
+            # the part furthest down the belt first: it leaves the pick zone first
+            nxt = max(ready, key=lambda d: self._predict(d, now)[0]
+                      if math.isfinite(self._predict(d, now)[0]) else math.inf)
+            self.queue.remove(nxt)
+            self._start(nxt, now)
+        self._publish_active()
+
+    def _publish_active(self) -> None:
+        job = self.job
+        active = None
+        if job is not None and job.get('decision') is not None:
+            active = int(job['decision']['part_id'])
+        elif self.interrupted is not None:
+            active = int(self.interrupted['decision']['part_id'])
+        if active != self._active:
+            self._active = active
+            self.pub_active.publish(String(data=json.dumps({'part_id': active})))
 
     def _on_diag_timer(self) -> None:
         """Publish diagnostics."""

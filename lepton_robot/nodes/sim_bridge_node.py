@@ -29,10 +29,10 @@ from typing import Dict, List, Optional
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
                                      SCHEMA_INSPECTION, SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED,
-                                     TOPIC_CAMERA_INFO, TOPIC_CELL_STATE, TOPIC_CLOCK,
-                                     TOPIC_DECISION, TOPIC_GRIPPER, TOPIC_IMAGE,
-                                     TOPIC_INSPECTION, TOPIC_JOINT_STATES,
-                                     TOPIC_JOINT_TRAJECTORY, TOPIC_PICK_RESULT)
+                                     TOPIC_BELT_STATE, TOPIC_CAMERA_INFO, TOPIC_CELL_STATE,
+                                     TOPIC_CLOCK, TOPIC_DECISION, TOPIC_GRIPPER,
+                                     TOPIC_GRIPPER_STATE, TOPIC_IMAGE, TOPIC_INSPECTION,
+                                     TOPIC_JOINT_STATES, TOPIC_JOINT_TRAJECTORY, TOPIC_PICK_RESULT)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -47,7 +47,6 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float32, String
 from trajectory_msgs.msg import JointTrajectory
 
-TOPIC_GRIPPER_STATE = 'gripper/state'
 TOPIC_SIM_SUMMARY = 'sim/summary'
 
 
@@ -138,6 +137,7 @@ class SimBridgeNode(Node):
                                                 'planning': [], 'decision': []}
         self._frame_wall: Dict[float, float] = {}
         self.summary: Optional[dict] = None
+        self.late_trajectories = 0
         self.pick_results: List[dict] = []
 
         self.pub_clock = self.create_publisher(Clock, TOPIC_CLOCK, 10)
@@ -145,6 +145,7 @@ class SimBridgeNode(Node):
         self.pub_image = self.create_publisher(Image, TOPIC_IMAGE, SENSOR)
         self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
         self.pub_grip = self.create_publisher(Bool, TOPIC_GRIPPER_STATE, RELIABLE)
+        self.pub_belt = self.create_publisher(JointState, TOPIC_BELT_STATE, SENSOR)
         self.pub_summary = self.create_publisher(String, TOPIC_SIM_SUMMARY, LATCHED)
         self.pub_truth = (self.create_publisher(String, TOPIC_INSPECTION, RELIABLE)
                           if self.p['truth_inspection'] else None)
@@ -250,6 +251,11 @@ class SimBridgeNode(Node):
         q = self.arm.joint_positions()
         for msg in trajs:
             stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            if msg.points and stamp > 0 and t - stamp > 0.05:
+                self.late_trajectories += 1
+                self.get_logger().warning(f'trajectory arrived {t - stamp:.2f} s after its start '
+                                          'time: starting it now (late)',
+                                          throttle_duration_sec=5.0)
             try:
                 self.follower.set_trajectory(
                     t, q, msg.joint_names,
@@ -262,6 +268,23 @@ class SimBridgeNode(Node):
                 self.get_logger().error(f'trajectory refused, holding: {exc}')
         for on in suction:
             self.arm.set_suction(on)
+            if on:
+                self._log_cup_offset(t)
+
+    def _log_cup_offset(self, t: float) -> None:
+        """Log where the cup is relative to the nearest part when suction goes on."""
+        cup = np.asarray(self.arm.tcp_pose()[0])
+        best = None
+        for truth in self.cell.parts():
+            if truth.location == 'belt':
+                top = np.asarray(self.cell.part_top(truth.id))
+                d = top - cup
+                if best is None or np.hypot(d[0], d[1]) < np.hypot(best[1][0], best[1][1]):
+                    best = (truth.id, d)
+        if best is not None:
+            self.get_logger().info(f'suction on at {t:.2f} s: nearest part {best[0]} is '
+                                   f'{np.round(1000 * best[1]).astype(int).tolist()} mm from the '
+                                   f'cup (xyz)')
 
     def _note_pick(self, before, after, t: float) -> None:
         """Pair a part that just got attached with the decision that targeted it."""
@@ -295,6 +318,12 @@ class SimBridgeNode(Node):
         msg.velocity = [float(v) for v in self.arm.joint_velocities()]
         self.pub_js.publish(msg)
         self.pub_grip.publish(Bool(data=self.arm.holding() is not None))
+        belt = JointState()
+        belt.header.stamp = msg.header.stamp
+        belt.name = ['conveyor']
+        belt.position = [float(self.cell.belt_travel)]
+        belt.velocity = [float(self.cell.belt_speed)]
+        self.pub_belt.publish(belt)
 
     def _publish_frame(self, t: float) -> None:
         t0 = time.perf_counter()
@@ -418,6 +447,7 @@ class SimBridgeNode(Node):
             drops=sum(str(r.get('error') or '').startswith('dropped') for r in results),
             wall_time_s=wall_s, latencies_ms=self.latency,
             extra={'decisions': len(self.decisions), 'graph': True,
+                   'late_trajectories': self.late_trajectories,
                    'pick_failures': sorted({str(r.get('error')) for r in results
                                             if not r['ok']})})
         self.summary = summary

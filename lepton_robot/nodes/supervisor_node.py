@@ -5,17 +5,18 @@ from typing import Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_INSPECTION, SCHEMA_INTENT,
-                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_CELL_STATE,
-                                     TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
-                                     TOPIC_INSPECTION, TOPIC_INTENT,
+                                     SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_BELT_STATE,
+                                     TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
+                                     TOPIC_INSPECTION, TOPIC_INTENT, TOPIC_MANIPULATION_ACTIVE,
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, OK, WARN
 from lepton_robot.ros.node_main import run_node
-from lepton_robot.ros.qos import LATCHED, RELIABLE
+from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor import Outputs, Supervisor, SupervisorConfig
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.node import Node
+from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 
 
@@ -84,6 +85,8 @@ class SupervisorNode(Node):
         self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
         self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, LATCHED)
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
+        self.create_subscription(String, TOPIC_MANIPULATION_ACTIVE, self._on_active, LATCHED)
+        self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
         self.create_timer(1.0 / p['tick_hz'], self._on_tick)
         self.create_timer(1.0, self._on_state_timer)
         self._bad_messages = 0
@@ -147,6 +150,21 @@ class SupervisorNode(Node):
         if self.trace is not None:
             self.trace.pick_result(payload, self._now())
         self._publish(self.core.on_pick_result(payload, self._now()))
+
+    def _on_active(self, msg: String) -> None:
+        """Track the controller's pick in progress (for the belt guard)."""
+        try:
+            part_id = json.loads(msg.data).get('part_id')
+        except (ValueError, AttributeError):
+            return
+        self._publish(self.core.on_active_pick(part_id, self._now()))
+
+    def _on_belt_state(self, msg: JointState) -> None:
+        """Conveyor encoder: belt travel for the tracker's predictions."""
+        if msg.position:
+            t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+            self.core.odometer.observe(t, msg.position[0],
+                                       msg.velocity[0] if msg.velocity else 0.0)
 
     def _on_tick(self) -> None:
         """Run staleness checks and due decisions."""

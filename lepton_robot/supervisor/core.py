@@ -24,8 +24,9 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
   belt and arm at once (``manipulation`` command ``halt``).
 - Belt guard: the belt stops while a part that still needs picking (decided, not picked)
   is predicted beyond ``guard_x`` (the end of the arm's pick zone) and is not the pick in
-  progress (the oldest in flight: the controller works first in, first out); parts wait in
-  reach instead of riding off the belt end. A failed pick is retried (up to
+  progress (``on_active_pick``; it was planned on a moving belt); parts wait in reach
+  instead of riding off the belt end. Once stopped by the guard, the belt stays stopped
+  until no such part is left (the next picks run on a still belt). A failed pick is retried (up to
   ``max_attempts``) while the part is predicted on the belt.
 """
 
@@ -113,6 +114,7 @@ class Supervisor:
         self.pending_pick: Optional[dict] = None
         self._belt_out: Optional[float] = None
         self._guard_stopped = False
+        self.active_pick: Optional[int] = None   # the controller's pick in progress
         self.last_views: List[tuple] = []   # (track_id, part) of the last inspection
 
     # --- derived state ---------------------------------------------------------------------
@@ -131,7 +133,7 @@ class Supervisor:
         travel = self.odometer.travel(now)
         # The pick in progress was planned on a running belt: don't stop under it. Once the
         # guard has stopped the belt, every pick runs on a still belt until the zone is clear.
-        current = min(self.in_flight) if self.in_flight and not self._guard_stopped else None
+        current = self.active_pick if not self._guard_stopped else None
         for track in self.tracker.tracks.values():
             if track.picked or track.abandoned or track.track_id == current:
                 continue
@@ -190,6 +192,11 @@ class Supervisor:
         if not engaged:
             return Outputs()
         return self._event('emergency_stop', now)
+
+    def on_active_pick(self, part_id: Optional[int], now: float) -> Outputs:
+        """Record which part the controller is picking now (None: idle)."""
+        self.active_pick = part_id
+        return self._sync_belt(now, Outputs())
 
     def on_pick_result(self, payload: Mapping, now: float) -> Outputs:
         """Handle a ``lepton.pick_result/1``."""

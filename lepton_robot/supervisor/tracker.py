@@ -30,11 +30,31 @@ class BeltOdometer:
         # the past as well.
         self._segments: List[Tuple[float, float, float]] = []
         self._history = int(history)
+        # Encoder samples (t, travel, velocity) from the conveyor, when it reports them:
+        # they replace the integration of commanded speeds (which lag the real belt).
+        self._samples: List[Tuple[float, float, float]] = []
+        self._sample_offset: Optional[float] = None
 
     @property
     def velocity(self) -> float:
         """Return the current belt velocity in m/s."""
+        if self._samples:
+            return self._samples[-1][2]
         return self._segments[-1][2] if self._segments else 0.0
+
+    def observe(self, t: float, travel: float, velocity: float) -> None:
+        """
+        Record a conveyor encoder sample (travel in m, velocity in m/s, at time ``t``).
+
+        From the first sample on, ``travel`` interpolates the samples (continuing the
+        commanded-speed estimate so travel never jumps).
+        """
+        if self._sample_offset is None:
+            self._sample_offset = self._travel_commanded(t) - float(travel)
+        if self._samples and t <= self._samples[-1][0]:
+            return
+        self._samples.append((float(t), float(travel) + self._sample_offset, float(velocity)))
+        del self._samples[:-self._history * 8]
 
     def set_speed(self, t: float, percent: float) -> None:
         """Record that the belt runs at ``percent`` of max speed from time ``t`` on."""
@@ -47,6 +67,19 @@ class BeltOdometer:
 
     def travel(self, t: float) -> float:
         """Return how far (m) the belt has moved by time ``t`` (0 before the first speed)."""
+        if self._samples:
+            s = self._samples
+            i = bisect.bisect_right(s, (t, math.inf, math.inf)) - 1
+            if i < 0:
+                return s[0][1] - s[0][2] * (s[0][0] - t)
+            t0, x0, v0 = s[i]
+            if i + 1 < len(s):
+                t1, x1, _ = s[i + 1]
+                return x0 + (x1 - x0) * (t - t0) / (t1 - t0)
+            return x0 + v0 * (t - t0)
+        return self._travel_commanded(t)
+
+    def _travel_commanded(self, t: float) -> float:
         i = bisect.bisect_right(self._segments, (t, math.inf, math.inf)) - 1
         if i < 0:
             return 0.0

@@ -1,0 +1,115 @@
+"""Helpers for the end-to-end graph tests: a probe node that watches and drives the cell."""
+
+import json
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+from lepton_robot.interfaces import make_intent
+
+
+class Probe:
+    """
+    A test-side ROS node in its own Context: records what the graph publishes (with the sim
+    time it arrived at) and publishes operator input.
+    """
+
+    def __init__(self, namespace: str = '') -> None:
+        import rclpy
+        from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
+        from rclpy.executors import SingleThreadedExecutor
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, Float32, String
+        self._rclpy, self._String, self._Bool = rclpy, String, Bool
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, args=['--ros-args'])
+        ns = '/' + namespace.strip('/') if namespace.strip('/') else '/'
+        self.node = rclpy.create_node('graph_probe', namespace=ns, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.sim_time = 0.0
+        self.decisions: List[Tuple[float, dict]] = []
+        self.results: List[Tuple[float, dict]] = []
+        self.states: List[Tuple[float, dict]] = []
+        self.feedback: List[Tuple[float, str]] = []
+        self.belt: List[Tuple[float, float]] = []
+        self.joint_speed: List[Tuple[float, float]] = []
+        self.summary: Optional[dict] = None
+        n = self.node
+        n.create_subscription(Clock, '/clock', self._on_clock, 10)
+        n.create_subscription(String, 'decision', self._rec(self.decisions, json.loads),
+                              RELIABLE)
+        n.create_subscription(String, 'manipulation/result', self._rec(self.results, json.loads),
+                              RELIABLE)
+        n.create_subscription(String, 'cell/state', self._rec(self.states, json.loads), LATCHED)
+        n.create_subscription(String, 'operator/feedback', self._rec(self.feedback, str),
+                              RELIABLE)
+        n.create_subscription(Float32, 'conveyor/state',
+                              lambda m: self.belt.append((self.sim_time, float(m.data))), SENSOR)
+        n.create_subscription(JointState, 'joint_states', self._on_joints, SENSOR)
+        n.create_subscription(String, 'sim/summary', self._on_summary, LATCHED)
+        self.pub_intent = n.create_publisher(String, 'operator/intent', RELIABLE)
+        self.pub_command = n.create_publisher(String, 'operator/command', RELIABLE)
+        self.pub_estop = n.create_publisher(Bool, 'estop', LATCHED)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _rec(self, store: list, convert: Callable):
+        def callback(msg):
+            store.append((self.sim_time, convert(msg.data)))
+        return callback
+
+    def _on_clock(self, msg) -> None:
+        self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
+
+    def _on_joints(self, msg) -> None:
+        speed = max((abs(v) for v in msg.velocity), default=0.0)
+        self.joint_speed.append((self.sim_time, speed))
+
+    def _on_summary(self, msg) -> None:
+        self.summary = json.loads(msg.data)
+
+    # --- operator input ------------------------------------------------------------------
+    def intent(self, intent: str, text: str = '', **slots) -> None:
+        """Publish a parsed intent (what the parser would send)."""
+        payload = make_intent(text or intent, intent, slots, 0.99)
+        self.pub_intent.publish(self._String(data=json.dumps(payload)))
+
+    def say(self, text: str) -> None:
+        """Publish raw operator text (needs command_parser_node)."""
+        self.pub_command.publish(self._String(data=text))
+
+    def estop(self, engaged: bool) -> None:
+        """Publish on the e-stop topic."""
+        self.pub_estop.publish(self._Bool(data=engaged))
+
+    # --- queries -------------------------------------------------------------------------
+    def state(self) -> Optional[dict]:
+        """Return the latest cell state."""
+        return self.states[-1][1] if self.states else None
+
+    def close(self) -> None:
+        """Stop spinning and shut down."""
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None,
+               poll_s: float = 0.05) -> None:
+    """Poll ``cond`` until true; fail with ``what`` (and node logs) after ``timeout_s`` wall."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if graph is not None:
+            dead = [n for n in graph.dead() if n in graph.required]
+            assert not dead, f'{dead[0]} died while waiting for {what}:\n' \
+                             f'{graph.log_tail(dead[0], 30)}'
+        assert time.monotonic() < deadline, f'timed out after {timeout_s} s waiting for {what}'
+        time.sleep(poll_s)
