@@ -71,6 +71,23 @@ def parse_say(values: Sequence[str]) -> List[Tuple[float, str]]:
     return sorted(out, key=lambda x: x[0])
 
 
+def parse_overrides(values: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+    """
+    Parse ``NODE.PARAM=VALUE`` overrides (VALUE as YAML) into ``{node: {param: value}}``.
+
+    :raises ConfigError: on a malformed value.
+    """
+    import yaml
+    out: Dict[str, Dict[str, Any]] = {}
+    for value in values or ():
+        key, sep, raw = value.partition('=')
+        node, dot, param = key.partition('.')
+        if not (sep and dot and node and param):
+            raise ConfigError(f'--set needs NODE.PARAM=VALUE, got {value!r}')
+        out.setdefault(node, {})[param] = yaml.safe_load(raw)
+    return out
+
+
 def module_available(module: str) -> bool:
     """Return True when a module can be imported (a node another branch provides)."""
     try:
@@ -479,6 +496,9 @@ def add_graph_arguments(parser) -> None:
                         help='wall-clock limit in s (default: 60 + 20 s per part)')
     parser.add_argument('--run-dir', default='', help='keep node logs here (default: temp)')
     parser.add_argument('--quiet', action='store_true', help='do not echo operator dialogue')
+    parser.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                        help='override a node parameter, e.g. manipulation_controller.'
+                             'speed_scale=0.8 (repeatable; VALUE parsed as YAML)')
 
 
 def run_graph_command(args) -> Dict[str, Any]:
@@ -489,12 +509,13 @@ def run_graph_command(args) -> Dict[str, Any]:
     """
     say = parse_say(args.say)
     run_dir = Path(args.run_dir).resolve() if args.run_dir else None
+    extra = parse_overrides(getattr(args, 'set', []))
     specs = sim_graph(parts=args.parts, seed=args.seed, gui=args.gui, detector=args.detector,
                       db_path=str(Path(args.db).resolve()) if args.db else '',
                       scenario=args.scenario, max_rtf=args.max_rtf,
                       camera_rate_hz=args.camera_rate, model=args.model,
                       backend=args.backend, parser=bool(say) or module_available(
-                          'lepton_robot.nodes.command_parser_node'))
+                          'lepton_robot.nodes.command_parser_node'), extra=extra)
     timeout = args.timeout or 60.0 + 20.0 * args.parts
     print(f'lepton-robot sim: {len(specs)} nodes ({", ".join(s.name for s in specs)}), '
           f'{"one process" if args.composed else "one process each"}, '

@@ -10,8 +10,10 @@ from lepton_robot.interfaces import make_intent
 
 class Probe:
     """
-    A test-side ROS node in its own Context: records what the graph publishes (with the sim
-    time it arrived at) and publishes operator input.
+    Watch and drive the graph from a test-side node in its own Context.
+
+    Records what the graph publishes (with the sim time it arrived at) and publishes
+    operator input.
     """
 
     def __init__(self, namespace: str = '') -> None:
@@ -20,7 +22,7 @@ class Probe:
         from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool, Float32, String
+        from std_msgs.msg import Bool, String
         self._rclpy, self._String, self._Bool = rclpy, String, Bool
         self.context = rclpy.Context()
         rclpy.init(context=self.context, args=['--ros-args'])
@@ -45,8 +47,7 @@ class Probe:
         n.create_subscription(String, 'cell/state', self._rec(self.states, json.loads), LATCHED)
         n.create_subscription(String, 'operator/feedback', self._rec(self.feedback, str),
                               RELIABLE)
-        n.create_subscription(Float32, 'conveyor/state',
-                              lambda m: self.belt.append((self.sim_time, float(m.data))), SENSOR)
+        n.create_subscription(JointState, 'conveyor/state', self._on_belt, SENSOR)
         n.create_subscription(JointState, 'joint_states', self._on_joints, SENSOR)
         n.create_subscription(String, 'sim/summary', self._on_summary, LATCHED)
         self.pub_intent = n.create_publisher(String, 'operator/intent', RELIABLE)
@@ -68,6 +69,10 @@ class Probe:
     def _on_clock(self, msg) -> None:
         self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
 
+    def _on_belt(self, msg) -> None:
+        if msg.velocity:
+            self.belt.append((self.sim_time, float(msg.velocity[0])))
+
     def _on_joints(self, msg) -> None:
         speed = max((abs(v) for v in msg.velocity), default=0.0)
         self.joint_speed.append((self.sim_time, speed))
@@ -77,7 +82,7 @@ class Probe:
 
     # --- operator input ------------------------------------------------------------------
     def intent(self, intent: str, text: str = '', **slots) -> None:
-        """Publish a parsed intent (what the parser would send)."""
+        """Publish what the parser would send for an utterance."""
         payload = make_intent(text or intent, intent, slots, 0.99)
         self.pub_intent.publish(self._String(data=json.dumps(payload)))
 

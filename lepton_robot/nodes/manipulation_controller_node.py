@@ -71,6 +71,12 @@ class ManipulationControllerNode(Node):
                   **ro)),
             ('scenario', 'default', 'sim scenario whose arm, bins and belt to plan for', ro),
             ('rate_hz', 100.0, 'control loop rate (node clock)', ro),
+            ('speed_scale', 0.5, 'fraction of the Panda joint velocity limits used',
+             {'floating_point_range': [FloatingPointRange(from_value=0.05, to_value=1.0)],
+              **ro}),
+            ('accel_scale', 0.3, 'fraction of the Panda joint acceleration limits used',
+             {'floating_point_range': [FloatingPointRange(from_value=0.05, to_value=1.0)],
+              **ro}),
             ('pick_zone_x_min', -0.12, 'a pick starts only when the part will meet the cup at '
              'or past this world x (m)', ro),
             ('approach_s', 2.2, 'typical time from plan start to contact (s), for the '
@@ -87,7 +93,8 @@ class ManipulationControllerNode(Node):
                                                                       **extra))
         p = {name: self.get_parameter(name).value for name, *_ in params}
         from lepton_robot.sim.arm import ArmPlanner
-        self.planner = ArmPlanner(p['scenario'] or 'default')
+        self.planner = ArmPlanner(p['scenario'] or 'default', speed_scale=p['speed_scale'],
+                                  accel_scale=p['accel_scale'])
         self.odometer = BeltOdometer(p['max_belt_speed_mps'])
         self.pick_zone_x_min = float(p['pick_zone_x_min'])
         self.approach_s = float(p['approach_s'])
@@ -97,6 +104,7 @@ class ManipulationControllerNode(Node):
         self.give_up_x = float(p['give_up_x'])
         self.max_plan_failures = int(p['max_plan_failures'])
         self.replan_s = float(p['replan_s'])
+        self._warm_up()
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
         self.interrupted: Optional[dict] = None
@@ -125,6 +133,21 @@ class ManipulationControllerNode(Node):
         self.create_timer(1.0 / p['rate_hz'], self._on_timer)
         self.create_timer(1.0, self._on_diag_timer)
         self.stats = {'ok': 0, 'failed': 0, 'plan_ms': []}
+
+    def _warm_up(self) -> None:
+        """Plan one typical pick at start-up: loads caches and measures planning time."""
+        sc = self.planner.scenario
+        x = 0.5 * sum(sc.arm.get('pick_zone_x', [0.0, 0.0]))
+        pose = (x, float(sc.belt['y']), float(sc.belt['top_z']) + 0.03, 0.0)
+        wall0 = time.monotonic()
+        try:
+            self.planner.plan_pick_place(self.planner.home, pose, 'reject',
+                                         belt_velocity=(self.odometer.max_speed_mps / 2, 0, 0))
+        except (LeptonError, ValueError) as exc:
+            self.get_logger().warning(f'warm-up plan failed ({exc}); planning time unknown')
+            return
+        self.plan_wall_s.append(time.monotonic() - wall0)
+        self.get_logger().info(f'warm-up plan took {self.plan_wall_s[-1]:.2f} s wall')
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
