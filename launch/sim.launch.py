@@ -70,7 +70,7 @@ def generate_launch_description():
         Node(package=PACKAGE, executable='sim_bridge_node', name='sim_bridge',
              namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('bridge_config'), {
-                 'use_sim_time': False,
+                 'use_sim_time': False, 'clock_rate_hz': 50.0,
                  'parts': ParameterValue(LaunchConfiguration('parts'), value_type=int),
                  'seed': ParameterValue(LaunchConfiguration('seed'), value_type=int),
                  'scenario': LaunchConfiguration('scenario'),
@@ -93,6 +93,7 @@ def generate_launch_description():
         Node(package=PACKAGE, executable='manipulation_controller_node',
              name='manipulation_controller', namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('controller_config'), {
-                 'use_sim_time': use_sim_time, 'scenario': LaunchConfiguration('scenario')}]),
+                 'use_sim_time': use_sim_time, 'scenario': LaunchConfiguration('scenario'),
+                 'sim_pauses_for_planning': True, 'min_lead_s': 1.0, 'rate_hz': 50.0}]),
     ]
     return LaunchDescription(args + nodes)

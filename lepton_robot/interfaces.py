@@ -44,6 +44,9 @@ TOPIC_BELT_STATE = 'conveyor/state'
 #: std_msgs/String JSON {"part_id": int | null}: the pick in progress (transient local);
 #: controller -> supervisor.
 TOPIC_MANIPULATION_ACTIVE = 'manipulation/active'
+#: std_msgs/Bool, true while the controller plans; the sim bridge pauses the simulated
+#: time meanwhile (``sync_planning``), as it waits for the detector (sim only).
+TOPIC_MANIPULATION_PLANNING = 'manipulation/planning'
 
 # --- Schemas -------------------------------------------------------------------------------
 SCHEMA_INSPECTION = 'lepton.inspection/1'

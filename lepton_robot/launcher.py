@@ -119,12 +119,15 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
                  {'parts': int(parts), 'seed': int(seed), 'gui': bool(gui),
                   'scenario': scenario, 'summary_path': summary_path,
                   'max_rtf': float(max_rtf), 'camera_rate_hz': float(camera_rate_hz),
+                  'clock_rate_hz': 50.0,
                   'truth_inspection': detector == 'truth'}, sim_time=False),
         NodeSpec('supervisor', 'lepton_robot.nodes.supervisor_node', 'SupervisorNode',
                  'supervisor_node', 'supervisor.yaml', {'db_path': db_path}),
         NodeSpec('manipulation_controller', 'lepton_robot.nodes.manipulation_controller_node',
                  'ManipulationControllerNode', 'manipulation_controller_node',
-                 'manipulation_controller.yaml', {'scenario': scenario}),
+                 'manipulation_controller.yaml',
+                 {'scenario': scenario, 'sim_pauses_for_planning': True, 'min_lead_s': 1.0,
+                  'rate_hz': 50.0}),
     ]
     if detector == 'onnx':
         if not module_available('lepton_robot.nodes.defect_detector_node'):

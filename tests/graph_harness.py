@@ -81,17 +81,28 @@ class Probe:
         self.summary = json.loads(msg.data)
 
     # --- operator input ------------------------------------------------------------------
+    @staticmethod
+    def _matched(pub, timeout_s: float = 20.0) -> None:
+        # reliable + volatile: a message sent before discovery matched is lost
+        deadline = time.monotonic() + timeout_s
+        while pub.get_subscription_count() == 0:
+            assert time.monotonic() < deadline, f'nobody subscribes to {pub.topic_name}'
+            time.sleep(0.05)
+
     def intent(self, intent: str, text: str = '', **slots) -> None:
         """Publish what the parser would send for an utterance."""
         payload = make_intent(text or intent, intent, slots, 0.99)
+        self._matched(self.pub_intent)
         self.pub_intent.publish(self._String(data=json.dumps(payload)))
 
     def say(self, text: str) -> None:
         """Publish raw operator text (needs command_parser_node)."""
+        self._matched(self.pub_command)
         self.pub_command.publish(self._String(data=text))
 
     def estop(self, engaged: bool) -> None:
         """Publish on the e-stop topic."""
+        self._matched(self.pub_estop)
         self.pub_estop.publish(self._Bool(data=engaged))
 
     # --- queries -------------------------------------------------------------------------

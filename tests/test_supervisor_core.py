@@ -27,6 +27,7 @@ def _intent(intent, **slots):
 
 def _sup(**kw):
     kw.setdefault('guard_x', 10.0)    # the belt guard has its own tests
+    kw.setdefault('guard_hard_x', 10.0)
     return Supervisor(SupervisorConfig(max_belt_speed_mps=MAX_SPEED, **kw))
 
 
@@ -368,6 +369,16 @@ def test_belt_guard_stops_for_a_part_waiting_in_the_pick_zone():
     # part 0 done at t=5: part 1 becomes the current pick, the belt keeps going
     _, belt = run(first_done_at=5.0)
     assert belt[6.5] == 50.0
+
+
+def test_belt_guard_hard_limit_stops_under_a_late_pick():
+    """Past guard_hard_x the belt stops even for the pick in progress."""
+    sup = _sup(guard_x=0.2, guard_hard_x=0.3, min_views=1)
+    _feed(sup, 0.0, 0.2, lambda t: [_part(0.1)] if t < 0.1 else [])
+    sup.on_active_pick(0, 0.3)
+    assert sup.belt_target(3.0) == 50.0          # x = 0.25: exempt as the active pick
+    assert sup.belt_target(4.5) == 0.0           # x = 0.325: past the hard limit
+    assert 'part 0' in sup.guard_reason(4.5)
 
 
 def test_failed_pick_is_retried_then_abandoned():

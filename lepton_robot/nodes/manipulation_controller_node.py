@@ -26,7 +26,8 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_GRIPPER,
                                      TOPIC_GRIPPER_STATE, TOPIC_JOINT_STATES,
                                      TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_ACTIVE,
-                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT)
+                                     TOPIC_MANIPULATION_COMMAND, TOPIC_MANIPULATION_PLANNING,
+                                     TOPIC_PICK_RESULT)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -85,6 +86,8 @@ class ManipulationControllerNode(Node):
              'this world x (m); before it, planning is retried', ro),
             ('max_plan_failures', 8, 'planning attempts per decision', ro),
             ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
+            ('sim_pauses_for_planning', False, 'the sim bridge pauses sim time while this '
+             'node plans (sim graph): plan with the shortest lead', ro),
             ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
              'planning began (s); adapts to the measured planning time', ro),
         ]
@@ -104,6 +107,7 @@ class ManipulationControllerNode(Node):
         self.give_up_x = float(p['give_up_x'])
         self.max_plan_failures = int(p['max_plan_failures'])
         self.replan_s = float(p['replan_s'])
+        self.sim_pauses = bool(p['sim_pauses_for_planning'])
         self._warm_up()
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
@@ -120,6 +124,7 @@ class ManipulationControllerNode(Node):
         self.pub_gripper = self.create_publisher(Bool, TOPIC_GRIPPER, RELIABLE)
         self.pub_result = self.create_publisher(String, TOPIC_PICK_RESULT, RELIABLE)
         self.pub_active = self.create_publisher(String, TOPIC_MANIPULATION_ACTIVE, LATCHED)
+        self.pub_planning = self.create_publisher(Bool, TOPIC_MANIPULATION_PLANNING, RELIABLE)
         self._active: Optional[int] = -1
         self.diag = DiagnosticsPublisher(self)
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
@@ -281,6 +286,8 @@ class ManipulationControllerNode(Node):
 
     def _lead(self) -> float:
         """Return how far ahead (sim s) to start a trajectory: planning takes sim time."""
+        if self.sim_pauses:
+            return self.min_lead_s
         wall = max(self.plan_wall_s) if self.plan_wall_s else 0.6
         return max(self.min_lead_s, 1.5 * wall * self._rtf() + 0.1)
 
@@ -312,6 +319,7 @@ class ManipulationControllerNode(Node):
                 self._finish(False, f'rejected: pick pose is not finite {pose}')
                 return
             wall0 = time.monotonic()
+            self.pub_planning.publish(Bool(data=True))
             try:
                 traj = self.planner.plan_pick_place(
                     self.q, pose, decision['bin'],
@@ -319,10 +327,12 @@ class ManipulationControllerNode(Node):
             except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
                 self._planning_failed(decision, pose, exc, now)
                 return
+            finally:
+                self.pub_planning.publish(Bool(data=False))
             wall = time.monotonic() - wall0
             self.plan_wall_s.append(wall)
             self.job['plan_ms'] = round(1e3 * wall, 2)
-            spent = wall * self._rtf()
+            spent = 0.0 if self.sim_pauses else wall * self._rtf()
             if spent <= lead or attempt == 1:
                 break
             # planning took longer than the lead: the arm would start late and miss a

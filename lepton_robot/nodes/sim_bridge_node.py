@@ -32,7 +32,8 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_BELT_STATE, TOPIC_CAMERA_INFO, TOPIC_CELL_STATE,
                                      TOPIC_CLOCK, TOPIC_DECISION, TOPIC_GRIPPER,
                                      TOPIC_GRIPPER_STATE, TOPIC_IMAGE, TOPIC_INSPECTION,
-                                     TOPIC_JOINT_STATES, TOPIC_JOINT_TRAJECTORY, TOPIC_PICK_RESULT)
+                                     TOPIC_JOINT_STATES, TOPIC_JOINT_TRAJECTORY,
+                                     TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -89,6 +90,9 @@ class SimBridgeNode(Node):
             ('sync_inspection', True, "wait for each frame's inspection before stepping on",
              ro),
             ('sync_timeout_s', 1.0, 'wall seconds to wait for an inspection', ro),
+            ('sync_planning', True, 'pause sim time while the controller plans '
+             '(manipulation/planning)', ro),
+            ('planning_timeout_s', 15.0, 'wall seconds to wait for a planning controller', ro),
             ('path_tolerance_rad', 0.3, 'trajectory abort threshold (rad)', ro),
             ('max_sim_time_s', 0.0, 'end the run at this sim time (0 = parts x 12 s + 60)',
              ro),
@@ -158,6 +162,9 @@ class SimBridgeNode(Node):
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_CELL_STATE, self._on_cell_state, LATCHED)
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
+        self._planning = threading.Event()
+        self._planning_done = threading.Event()
+        self.create_subscription(Bool, TOPIC_MANIPULATION_PLANNING, self._on_planning, RELIABLE)
         self.create_timer(1.0, self._on_diag_timer)
         self._wall0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name='sim', daemon=True)
@@ -224,6 +231,23 @@ class SimBridgeNode(Node):
         self.pick_results.append(result)
         if result.get('plan_ms') is not None:
             self.latency['planning'].append(float(result['plan_ms']))
+
+    def _on_planning(self, msg: Bool) -> None:
+        """Note when the controller starts or ends planning: the sim waits meanwhile."""
+        if msg.data:
+            self._planning_done.clear()
+            self._planning.set()
+        else:
+            self._planning.clear()
+            self._planning_done.set()
+
+    def _wait_for_planning(self) -> None:
+        if not self.p['sync_planning'] or not self._planning.is_set():
+            return
+        if not self._planning_done.wait(self.p['planning_timeout_s']):
+            self.get_logger().warning('the controller has been planning for '
+                                      f'{self.p["planning_timeout_s"]} s wall: not waiting')
+            self._planning.clear()
 
     def _on_diag_timer(self) -> None:
         """Publish the bridge's diagnostics (wall timer)."""
@@ -396,6 +420,7 @@ class SimBridgeNode(Node):
         last_held = None
         try:
             while not self._stop.is_set():
+                self._wait_for_planning()
                 t = self.cell.sim_time
                 self._apply_commands(t)
                 q_des = self.follower.desired(t)

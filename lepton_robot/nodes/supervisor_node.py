@@ -48,6 +48,8 @@ class SupervisorNode(Node):
             ('initial_state', 'running', 'state at start-up: running or stopped', ro),
             ('guard_x', 0.19, 'belt guard: stop the belt while an unpicked part is past this '
              'world x (end of the pick zone, m)', ro),
+            ('guard_hard_x', 0.30, 'belt guard: stop the belt even under the pick in progress '
+             'when its part is past this world x (m)', ro),
             ('belt_end_x', 0.40, 'world x of the belt end (parts past it are gone, m)', ro),
             ('max_attempts', 3, 'pick attempts per part',
              dict(integer_range=[IntegerRange(from_value=1, to_value=10, step=1)], **ro)),
@@ -68,6 +70,7 @@ class SupervisorNode(Node):
             sensitivity=p['sensitivity'], min_views=p['min_views'],
             lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
+            guard_hard_x=p['guard_hard_x'],
             belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts']))
         self.trace = None
         if p['db_path']:

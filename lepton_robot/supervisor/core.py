@@ -26,8 +26,10 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
   is predicted beyond ``guard_x`` (the end of the arm's pick zone) and is not the pick in
   progress (``on_active_pick``; it was planned on a moving belt); parts wait in reach
   instead of riding off the belt end. Once stopped by the guard, the belt stays stopped
-  until no such part is left (the next picks run on a still belt). A failed pick is retried (up to
-  ``max_attempts``) while the part is predicted on the belt.
+  until no such part is left (the next picks run on a still belt). Past ``guard_hard_x``
+  the belt stops even under the pick in progress (a late pick; the part stays in reach).
+  A failed pick is retried (up to ``max_attempts``; a stop's interruption does not count)
+  while the part is predicted on the belt.
 """
 
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ class SupervisorConfig:
     min_speed: float = 10.0
     initial_state: str = 'running'
     guard_x: float = 0.19
+    guard_hard_x: float = 0.30
     belt_end_x: float = 0.40
     max_attempts: int = 3
 
@@ -143,6 +146,12 @@ class Supervisor:
                 continue
             if x > self.config.guard_x:
                 return f'part {track.track_id} waits in the pick zone'
+        active = self.tracker.tracks.get(self.active_pick) if self.active_pick is not None \
+            else None
+        if active is not None and not active.picked and \
+                active.position(travel)[0] > self.config.guard_hard_x:
+            # the pick in progress is late: keep the part in reach for a retry
+            return f'part {active.track_id} is about to leave the pick zone'
         return None
 
     def belt_target(self, now: Optional[float] = None) -> float:
@@ -212,6 +221,8 @@ class Supervisor:
         self.counts['pick_failed'] += 1
         if decision is not None:
             self.counts[decision['bin']] -= 1
+        if track is not None and str(payload.get('error') or '').startswith('interrupted'):
+            track.attempts -= 1      # a stop is not the part's fault: not an attempt
         if track is not None:
             x = track.position(self.odometer.travel(now))[0]
             if track.attempts < self.config.max_attempts and x <= self.config.belt_end_x:
