@@ -337,38 +337,32 @@ def test_home_and_inspect():
 
 
 def test_belt_guard_stops_for_a_part_waiting_in_the_pick_zone():
-    """A decided part predicted past guard_x stops the belt unless it is the current pick."""
-    def run(first_done_at):
-        sup = _sup(guard_x=0.3, min_views=1)
-        parts = [_part(0.1), _part(0.0)]
-        belt = []
-        t = 0.0
-        while t < 8.0:
-            if abs(t - 0.5) < 1e-6:
-                sup.on_active_pick(0, t)      # the controller starts on part 0
-            if first_done_at is not None and abs(t - first_done_at) < 1e-6:
-                sup.on_pick_result(_result(0, True), t)
-                sup.on_active_pick(1, t)      # ... then on part 1
-            # the camera sees the parts only at the start; later frames are empty
-            sup.on_inspection(_inspection(t, parts if t < 0.3 else []), t)
-            belt.append((round(t, 1), sup.belt_target(t)))
-            t = round(t + 0.1, 1)
-        return sup, dict(belt)
-
-    # part 0 (the current pick) passes 0.3 at t=4: no stop for it; part 1 passes 0.3 at t=6
-    # while part 0's pick still runs: the belt stops
-    sup, belt = run(first_done_at=None)
-    assert belt[5.0] == 50.0 and belt[6.5] == 0.0
-    assert 'part 1 waits' in sup.guard_reason(6.5)
-    # ... and stays stopped when part 0 is done: part 1 is then picked on a still belt
-    sup, belt = run(first_done_at=7.0)
-    assert belt[7.5] == 0.0
-    sup.on_pick_result(_result(1, True), 7.9)
-    sup.on_active_pick(None, 7.9)
-    assert sup.belt_target(8.0) == 50.0
-    # part 0 done at t=5: part 1 becomes the current pick, the belt keeps going
-    _, belt = run(first_done_at=5.0)
+    """Between picks a part past guard_x stops the belt; during a pick the guard is frozen."""
+    sup = _sup(guard_x=0.3, min_views=1)
+    parts = [_part(0.1), _part(0.0)]
+    belt = {}
+    t = 0.0
+    while t < 12.0:
+        if abs(t - 0.5) < 1e-6:
+            sup.on_active_pick(0, t)          # the controller starts on part 0
+        if abs(t - 7.0) < 1e-6:
+            sup.on_pick_result(_result(0, True), t)
+            sup.on_active_pick(None, t)       # between picks
+        if abs(t - 7.5) < 1e-6:
+            sup.on_active_pick(1, t)          # planned on the still belt
+        if abs(t - 10.0) < 1e-6:
+            sup.on_pick_result(_result(1, True), t)
+            sup.on_active_pick(None, t)
+        sup.on_inspection(_inspection(t, parts if t < 0.3 else []), t)
+        belt[round(t, 1)] = sup.belt_target(t)
+        t = round(t + 0.1, 1)
+    # part 1 passes 0.3 at t=6 while part 0 is being picked: the belt keeps its speed
     assert belt[6.5] == 50.0
+    # part 0 done: part 1 waits in the pick zone, the belt stops and stays stopped for
+    # part 1's pick (planned on a still belt) ...
+    assert belt[7.1] == 0.0 and belt[9.9] == 0.0
+    # ... and runs again when the zone is clear
+    assert belt[10.1] == 50.0
 
 
 def test_belt_guard_hard_limit_stops_under_a_late_pick():

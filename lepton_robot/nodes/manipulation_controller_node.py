@@ -85,6 +85,8 @@ class ManipulationControllerNode(Node):
             ('give_up_x', 0.30, 'report a pick as failed when planning fails for a part past '
              'this world x (m); before it, planning is retried', ro),
             ('max_plan_failures', 8, 'planning attempts per decision', ro),
+            ('settle_s', 0.4, 'sim seconds between the end of a pick and planning the next '
+             '(the belt command for it settles)', ro),
             ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
             ('sim_pauses_for_planning', False, 'the sim bridge pauses sim time while this '
              'node plans (sim graph): plan with the shortest lead', ro),
@@ -108,6 +110,8 @@ class ManipulationControllerNode(Node):
         self.max_plan_failures = int(p['max_plan_failures'])
         self.replan_s = float(p['replan_s'])
         self.sim_pauses = bool(p['sim_pauses_for_planning'])
+        self.settle_s = float(p['settle_s'])
+        self.next_start = 0.0
         self._warm_up()
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
@@ -269,6 +273,8 @@ class ManipulationControllerNode(Node):
 
     def _finish(self, ok: bool, error: Optional[str]) -> None:
         job, self.job = self.job, None
+        # let the supervisor's belt decision for the next pick land before planning it
+        self.next_start = self._now() + self.settle_s
         result = {'schema': SCHEMA_PICK_RESULT, 'part_id': int(job['decision']['part_id']),
                   'ok': bool(ok), 'error': error,
                   'duration_s': round(self._now() - job['t0'], 3),
@@ -425,6 +431,8 @@ class ManipulationControllerNode(Node):
         if self.pending_home:
             self.pending_home = False
             self._go_home(now)
+            return
+        if now < self.next_start:
             return
         ready = [d for d in self.queue if self._ready(d, now)]
         if ready:

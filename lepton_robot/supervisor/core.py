@@ -22,12 +22,11 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
   inspections are stale: none yet, or none for ``stale_after_s``.
 - ``pause`` lets an in-flight pick finish, then the belt stops; ``stop`` / e-stop stop
   belt and arm at once (``manipulation`` command ``halt``).
-- Belt guard: the belt stops while a part that still needs picking (decided, not picked)
-  is predicted beyond ``guard_x`` (the end of the arm's pick zone) and is not the pick in
-  progress (``on_active_pick``; it was planned on a moving belt); parts wait in reach
-  instead of riding off the belt end. Once stopped by the guard, the belt stays stopped
-  until no such part is left (the next picks run on a still belt). Past ``guard_hard_x``
-  the belt stops even under the pick in progress (a late pick; the part stays in reach).
+- Belt guard: between picks (no pick in progress, ``on_active_pick``) the belt stops
+  while a part that still needs picking is predicted beyond ``guard_x`` (the end of the
+  arm's pick zone): parts wait in reach instead of riding off the belt end. During a pick
+  the guard keeps the belt as it was when the pick was planned (the trajectory assumes
+  that belt speed), except that any part past ``guard_hard_x`` stops the belt at once.
   A failed pick is retried (up to ``max_attempts``; a stop's interruption does not count)
   while the part is predicted on the belt.
 """
@@ -117,6 +116,7 @@ class Supervisor:
         self.pending_pick: Optional[dict] = None
         self._belt_out: Optional[float] = None
         self._guard_stopped = False
+        self._guard_reason_before: Optional[str] = None
         self.active_pick: Optional[int] = None   # the controller's pick in progress
         self.last_views: List[tuple] = []   # (track_id, part) of the last inspection
 
@@ -132,27 +132,30 @@ class Supervisor:
         return self.hold_reason is not None
 
     def guard_reason(self, now: float) -> Optional[str]:
-        """Return why the belt guard stops the belt now, or None."""
+        """
+        Return why the belt guard stops the belt now, or None.
+
+        While a pick is in progress the guard keeps what it decided before (the pick was
+        planned for that belt speed), except for a part past ``guard_hard_x``.
+        """
         travel = self.odometer.travel(now)
-        # The pick in progress was planned on a running belt: don't stop under it. Once the
-        # guard has stopped the belt, every pick runs on a still belt until the zone is clear.
-        current = self.active_pick if not self._guard_stopped else None
+        waiting = []
         for track in self.tracker.tracks.values():
-            if track.picked or track.abandoned or track.track_id == current:
+            if track.picked or track.abandoned or not track.decided and track.n_views == 0:
                 continue
             x = track.position(travel)[0]
             if x > self.config.belt_end_x:
                 track.abandoned = True
                 continue
+            if x > self.config.guard_hard_x:
+                return f'part {track.track_id} is about to leave the pick zone'
             if x > self.config.guard_x:
-                return f'part {track.track_id} waits in the pick zone'
-        active = self.tracker.tracks.get(self.active_pick) if self.active_pick is not None \
-            else None
-        if active is not None and not active.picked and \
-                active.position(travel)[0] > self.config.guard_hard_x:
-            # the pick in progress is late: keep the part in reach for a retry
-            return f'part {active.track_id} is about to leave the pick zone'
-        return None
+                waiting.append(track.track_id)
+        if self.active_pick is not None:
+            return self._guard_reason_before
+        reason = f'part {waiting[0]} waits in the pick zone' if waiting else None
+        self._guard_reason_before = reason
+        return reason
 
     def belt_target(self, now: Optional[float] = None) -> float:
         """Return the belt speed (percent) the cell should run at now."""
