@@ -93,11 +93,12 @@ class OracleRunner:
         finished_before = -1
         while cell.sim_time < limit:
             self.tick()
-            finished = sum(p.location not in (LOC_BELT, LOC_GRIPPER) for p in cell.parts())
+            locations = cell.locations()
+            finished = sum(loc not in (LOC_BELT, LOC_GRIPPER) for loc in locations.values())
             if progress is not None and finished != finished_before:
                 progress(finished)
                 finished_before = finished
-            if cell.parts_to_spawn == 0 and finished == len(cell.parts()) and self._job is None:
+            if cell.parts_to_spawn == 0 and finished == len(locations) and self._job is None:
                 break
         wall = time.perf_counter() - start
         return self.summary(wall)
@@ -190,6 +191,12 @@ class OracleRunner:
             job.checked = True
             if held != job.part_id:
                 # grasp failed: let go, go home, the part may be retried
+                cup = cell.arm.cup_position()
+                top = cell.part_top(job.part_id) if cell.part(job.part_id).location == \
+                    LOC_BELT else (float('nan'),) * 3
+                self.stats.errors.append(
+                    f'part {job.part_id}: grasp failed (held {held}); cup {cup.round(3)} '
+                    f'part top {[round(v, 3) for v in top]}')
                 job.failed = True
                 cell.arm.set_suction(False)
                 self._finish_job(go_home=True)
