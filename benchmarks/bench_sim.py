@@ -3,8 +3,7 @@ Benchmark the simulated cell: real-time factor with the camera at 10 Hz, vs part
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_sim.py --parts 0 2 5 10 20 --sim-seconds 10 \\
-        --out benchmarks/results/bench_sim.json
+    .venv/bin/python benchmarks/bench_sim.py --out benchmarks/results/bench_sim.json
 
 For each number of parts, a cell (Panda holding its pose under position control, belt at
 its default speed) is stepped for ``--sim-seconds`` while the camera renders at
