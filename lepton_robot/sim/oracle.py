@@ -90,6 +90,7 @@ class OracleRunner:
         cell.parts_to_spawn = int(parts)
         limit = max_sim_time if max_sim_time is not None else 60.0 + parts * 12.0
         start = time.perf_counter()
+        cpu_start = time.process_time()
         finished_before = -1
         while cell.sim_time < limit:
             self.tick()
@@ -101,16 +102,27 @@ class OracleRunner:
             if cell.parts_to_spawn == 0 and finished == len(locations) and self._job is None:
                 break
         wall = time.perf_counter() - start
-        return self.summary(wall)
+        return self.summary(wall, time.process_time() - cpu_start)
 
-    def summary(self, wall_time_s: float) -> Dict:
-        """Return the run summary so far, computed from ground truth."""
+    def summary(self, wall_time_s: float, cpu_time_s: Optional[float] = None) -> Dict:
+        """
+        Return the run summary so far, computed from ground truth.
+
+        :param wall_time_s: wall-clock duration of the run
+        :param cpu_time_s: CPU time of this process during the run (the real-time factor
+            against it does not depend on what else the machine runs)
+        :return: the summary
+        """
         s = self.stats
         preds = {p.id: p.condition for p in self.cell.parts() if p.inspected_frames > 0}
         return run_summary(self.cell, self.rules, preds, pick_attempts=s.pick_attempts,
                            pick_successes=s.pick_successes, drops=s.drops,
                            wall_time_s=wall_time_s, latencies_ms=s.latencies_ms,
                            extra={'belt_stops': s.belt_stops,
+                                  'cpu_time_s': round(cpu_time_s, 3) if cpu_time_s else None,
+                                  'real_time_factor_cpu': round(
+                                      self.cell.sim_time / cpu_time_s, 3) if cpu_time_s
+                                  else None,
                                   'plan_failures': s.plan_failures,
                                   'errors': s.errors[-20:],
                                   'mode': 'oracle'})
