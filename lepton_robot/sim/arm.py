@@ -198,19 +198,24 @@ class ArmPlanner:
             raise UnreachableError(f'target {np.round(xyz, 3).tolist()} is below the floor')
         yaw = self.tool_yaw(xyz) if yaw is None else float(yaw)
         quat = self._client.getQuaternionFromEuler([math.pi, 0.0, yaw])
-        seed = self.home if q_seed is None else np.asarray(q_seed, float)
-        q = np.array(seed, float)
-        best, best_err = None, float('inf')
-        for attempt in range(3):
-            self._set(q if attempt else seed)
-            # first with the null space (a posture near the seed), then plain refinement
-            refine = _refine if attempt == 0 else 6
+        # posture preference: home turned towards the target; seeds: the caller's, that
+        # posture, and a low-reach posture (targets close to the base and low)
+        theta = float(np.clip(self.tool_yaw(xyz), Q_MIN[0], Q_MAX[0]))
+        rest = self.home.copy()
+        rest[0] = theta
+        low = np.array([theta, 0.05, 0.0, -2.65, 0.0, 2.7, self.home[6]])
+        seeds = ([(np.asarray(q_seed, float), _refine)] if q_seed is not None else []) + [
+            (rest, 5), (low, 5)]
+        best_err = float('inf')
+        for seed, refine in seeds:
+            self._set(seed)
             for k in range(refine):
+                # first with the null space (posture near ``rest``), then plain refinement
                 kwargs = {} if k or refine < 5 else {
                     'lowerLimits': Q_MIN.tolist() + [0.0, 0.0],
                     'upperLimits': Q_MAX.tolist() + [0.04, 0.04],
                     'jointRanges': (Q_MAX - Q_MIN).tolist() + [0.04, 0.04],
-                    'restPoses': list(self.home) + [0.0, 0.0]}
+                    'restPoses': list(rest) + [0.0, 0.0]}
                 sol = self._client.calculateInverseKinematics(
                     self._robot, TCP_LINK, tcp_target.tolist(), quat, maxNumIterations=100,
                     residualThreshold=1e-7, **kwargs)
@@ -221,11 +226,9 @@ class ArmPlanner:
             down = np.array(self._client.getMatrixFromQuaternion(got)).reshape(3, 3)[:, 2]
             if down[2] > -0.995:
                 err += 1.0
-            if err < best_err:
-                best, best_err = q, err
+            best_err = min(best_err, err)
             if err <= tol:
                 return q
-            q = best if attempt == 0 else self.home
         raise UnreachableError(f'no IK solution for {np.round(xyz, 3).tolist()} yaw '
                                f'{yaw:.2f} (best error {best_err * 1000:.1f} mm)')
 
@@ -270,12 +273,15 @@ class ArmPlanner:
         :raises UnreachableError: when a point of the path has no IK solution
         :raises PlanningError: when following the path would exceed the velocity limits
         """
-        n = max(2, int(math.ceil(duration / (2 * SAMPLE_DT))) + 1)
+        n = max(2, int(math.ceil(duration / (5 * SAMPLE_DT))) + 1)
         times = np.linspace(0.0, duration, n)
         qs = [np.asarray(q_start, float)]
         for t in times[1:]:
             # seeded with the previous sample: a few plain refinements are enough
-            qs.append(self.ik(path(t), yaw, q_seed=qs[-1], _refine=2))
+            qs.append(self.ik(path(t), yaw, q_seed=qs[-1], _refine=3))
+            if np.max(np.abs(qs[-1] - qs[-2])) > 0.25:
+                raise PlanningError('the Cartesian path crosses an IK branch change near '
+                                    f'{np.round(path(t), 3).tolist()}')
         pos = np.array(qs)
         vel = np.gradient(pos, times, axis=0)
         vel[0] = 0.0 if duration <= 0 else vel[0]
@@ -339,11 +345,11 @@ class ArmPlanner:
         # where the cup waits above the part: it then accelerates to the belt speed while
         # descending, meeting the part after td (see _descend)
         t_contact = lift.duration + 1.0 if t_pick is None else float(t_pick)
-        for _ in range(4):
+        for _ in range(8):
             contact = p0 + vel * t_contact
             pre = contact - vel * td / 2.0 + [0.0, 0.0, self.pre_height]
             yaw = self.tool_yaw(contact)
-            q_pre = self.ik(pre, yaw, q_seed=q_up)
+            q_pre = self.ik(pre, yaw)
             approach = self.joint_move(q_up, q_pre)
             needed = lift.duration + approach.duration + td
             if t_pick is not None:
@@ -351,12 +357,14 @@ class ArmPlanner:
                     raise UnreachableError(f'the arm needs {needed:.2f} s to reach the part, '
                                            f'more than t_pick={t_pick:.2f} s')
                 break
-            if abs(needed - t_contact) < SAMPLE_DT:
+            if 0.0 <= t_contact - needed < 0.05:
                 break
-            t_contact = needed
-        wait = t_contact - (lift.duration + approach.duration + td)
+            t_contact = needed + 0.02
+        wait = t_contact - needed
+        if wait < -1e-6:
+            raise PlanningError('the intercept with the moving part did not converge')
         traj = lift.extend(approach)
-        if wait > SAMPLE_DT:
+        if wait > 1e-3:
             traj = traj.extend(Trajectory(JOINT_NAMES, np.array([0.0, wait]),
                                           np.vstack([q_pre, q_pre]), np.zeros((2, 7))))
         vx = vel.copy()
@@ -389,7 +397,7 @@ class ArmPlanner:
         place = self.bin_positions[bin_name]
         above = np.array([place[0], place[1], max(self.clearance_z,
                                                   place[2] + self.bin_size[2] + 0.12)])
-        q_bin = self.ik(above, self.tool_yaw(above), q_seed=traj.positions[-1])
+        q_bin = self.ik(above, self.tool_yaw(above))
         lifted_cup, _ = self.fk(traj.positions[-1])
         if lifted_cup[2] < self.clearance_z - 0.02:
             high = lifted_cup.copy()

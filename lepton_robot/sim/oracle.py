@@ -90,26 +90,39 @@ class OracleRunner:
         cell.parts_to_spawn = int(parts)
         limit = max_sim_time if max_sim_time is not None else 60.0 + parts * 12.0
         start = time.perf_counter()
+        cpu_start = time.process_time()
         finished_before = -1
         while cell.sim_time < limit:
             self.tick()
-            finished = sum(p.location not in (LOC_BELT, LOC_GRIPPER) for p in cell.parts())
+            locations = cell.locations()
+            finished = sum(loc not in (LOC_BELT, LOC_GRIPPER) for loc in locations.values())
             if progress is not None and finished != finished_before:
                 progress(finished)
                 finished_before = finished
-            if cell.parts_to_spawn == 0 and finished == len(cell.parts()) and self._job is None:
+            if cell.parts_to_spawn == 0 and finished == len(locations) and self._job is None:
                 break
         wall = time.perf_counter() - start
-        return self.summary(wall)
+        return self.summary(wall, time.process_time() - cpu_start)
 
-    def summary(self, wall_time_s: float) -> Dict:
-        """Return the run summary so far, computed from ground truth."""
+    def summary(self, wall_time_s: float, cpu_time_s: Optional[float] = None) -> Dict:
+        """
+        Return the run summary so far, computed from ground truth.
+
+        :param wall_time_s: wall-clock duration of the run
+        :param cpu_time_s: CPU time of this process during the run (the real-time factor
+            against it does not depend on what else the machine runs)
+        :return: the summary
+        """
         s = self.stats
         preds = {p.id: p.condition for p in self.cell.parts() if p.inspected_frames > 0}
         return run_summary(self.cell, self.rules, preds, pick_attempts=s.pick_attempts,
                            pick_successes=s.pick_successes, drops=s.drops,
                            wall_time_s=wall_time_s, latencies_ms=s.latencies_ms,
                            extra={'belt_stops': s.belt_stops,
+                                  'cpu_time_s': round(cpu_time_s, 3) if cpu_time_s else None,
+                                  'real_time_factor_cpu': round(
+                                      self.cell.sim_time / cpu_time_s, 3) if cpu_time_s
+                                  else None,
                                   'plan_failures': s.plan_failures,
                                   'errors': s.errors[-20:],
                                   'mode': 'oracle'})
@@ -190,6 +203,12 @@ class OracleRunner:
             job.checked = True
             if held != job.part_id:
                 # grasp failed: let go, go home, the part may be retried
+                cup = cell.arm.cup_position()
+                top = cell.part_top(job.part_id) if cell.part(job.part_id).location == \
+                    LOC_BELT else (float('nan'),) * 3
+                self.stats.errors.append(
+                    f'part {job.part_id}: grasp failed (held {held}); cup {cup.round(3)} '
+                    f'part top {[round(v, 3) for v in top]}')
                 job.failed = True
                 cell.arm.set_suction(False)
                 self._finish_job(go_home=True)
