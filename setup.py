@@ -22,6 +22,7 @@ SHARE = os.path.join('share', PACKAGE)
 
 # Node executables that `ros2 run lepton_robot <name>` starts (console scripts in lib/<pkg>).
 NODES = [
+    'command_parser_node = lepton_robot.nodes.command_parser_node:main',
 ]
 
 ROS_WHEELS = [

@@ -18,6 +18,9 @@ from lepton_robot.errors import LeptonError
 # Order is the order shown in ``--help``.
 COMMAND_MODULES = (
     'lepton_robot.commands.info',
+    'lepton_robot.commands.train',
+    'lepton_robot.commands.parse',
+    'lepton_robot.commands.evaluate_parser',
 )
 
 

@@ -13,6 +13,7 @@ HELP = 'train a model (PyTorch, CPU) and export it to ONNX in models/'
 
 #: trainer name -> module implementing it
 TRAINERS = {
+    'parser': 'lepton_robot.training.parser_train',
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from lepton_robot.parser import lexicon, text as textmod
 
-HELD_OUT_EVERY = 5
+HELD_OUT_EVERY = 6
 TRAIN_SEED = 1234
 VAL_SEED = 98765
 
@@ -272,6 +272,11 @@ TEMPLATES: Dict[str, List[str]] = {
         "[we're|we are] [good to go|ready|clear] [start|go|resume|]",
         '[start|resume] [running|moving] [the parts|the conveyor|]',
         '[all clear|clear to start|green light] [go ahead|start|resume|]',
+        "[we're|we are|you're|you are|all] [good|fine|set|clear] [continue|carry on|go on|go]",
+        '[off you go|let it run|get back to it|back at it|start it up again|unpause it]',
+        '[ok|alright|fine|good] [continue|resume|carry on] [please|now|sorting|]',
+        '[go on|keep going|keep sorting|continue sorting|resume sorting] [please|then|]',
+        '[time to|you can|ready to] [start|begin|resume|continue] [the line|work|sorting|]',
     ],
     'pause': [
         '[pause|hold|hold on|hold it|wait]',
@@ -286,6 +291,12 @@ TEMPLATES: Dict[str, List[str]] = {
         '[hold up|one sec|just a moment|not so fast]',
         '[suspend|pause] [operation|operations|the run|sorting]',
         '[wait|pause] [till|until] i [come back|get back|say go]',
+        '[finish|complete|do] [this|the current|the] [part|pick|one] [and|then|and then] '
+        '[hold|wait|pause|take a break|rest]',
+        '[pause|hold|wait] [after|once you finish|when you are done with] '
+        '[this part|the current pick|this one|that one]',
+        '[hold|wait|pause] [there|here|right there|a bit|please]',
+        '[can you|could you|please|] [hold|wait|pause] [for|] [a bit|a minute|a while|now|]',
     ],
     'stop': [
         '[stop|halt|freeze]',
@@ -331,6 +342,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[put|send|sort] [all|the|] {color} {shape_pl} [in|into|to] {bin}',
         '[sort|put|send] [the|all|] {defect_adj} {shape_pl} [in|into|to|over to] {bin}',
         '{bin} [for|gets|takes] [all|the|] {defect_adj} [parts|ones|pieces]',
+        '[send|put|move|sort] [every|each|any] {color} {shape} [to|into|in] {bin}',
+        '[send|put|move|sort] [every|each|any] {defect_adj} {shape} [to|into|in] {bin}',
         'from now on [put|send] {defect_adj} [parts|ones] [in|into|to] {bin}',
         '[if|when] a part is {defect_adj} [put|send|throw] it [in|into|to] {bin}',
         '[new rule|rule] {defect_adj} [parts|ones] [to|go to|into] {bin}',
@@ -388,7 +401,7 @@ TEMPLATES: Dict[str, List[str]] = {
         '[make|set] the [belt|conveyor|line] {dir_speed_adj}',
         '[speed|conveyor] {value}',
         '[increase|raise|decrease|lower|reduce|bump|drop] the speed to {value}',
-        '[the belt|the conveyor|it] is [too fast|too slow|going too fast|going too slow]',
+        '[the belt|the conveyor|it|the line] is {too_speed}',
         '[a bit|a little|much|] {dir_speed_adj} [please|]',
         '[belt|conveyor|line] [speed|] {dir_speed_adj}',
         '[slow|speed] [it|the belt|things|everything] {dir_part}',
@@ -404,12 +417,14 @@ TEMPLATES: Dict[str, List[str]] = {
         '[be|get] {dir_sens} [about defects|with the parts|when inspecting|]',
         '[increase|raise|decrease|lower|reduce] [the|] [sensitivity|detection '
         'sensitivity|threshold] to {value}',
-        '[increase|raise|decrease|lower|reduce] [the|] [sensitivity|detection sensitivity]',
+        '{dir_verb} [the|] [sensitivity|detection sensitivity|defect sensitivity]',
+        '{dir_verb} [the|] [inspection|detector|detection] [sensitivity|threshold|]',
+        '{dir_sens_verb} [the|] [inspection|checks|detector|detection|rules] [a bit|a little|]',
+        '[can you|please|could you|] {dir_sens_verb} [up|] [the|] [inspection|checks|]',
         '{value} sensitivity',
-        "[you're|you are] [too picky|too strict|not strict enough|too lenient|"
-        'rejecting too much|missing defects]',
+        "[you're|you are|it's|it is|the detector is] {too_sens}",
         '[flag|reject] [more|fewer|less] [parts|defects|stuff]',
-        '[turn|crank] [the|] sensitivity [up|down]',
+        '[turn|crank|dial] [the|] sensitivity {dir_part}',
         '[sensitivity|strictness] {dir_word}',
     ],
     'status': [
@@ -428,7 +443,10 @@ TEMPLATES: Dict[str, List[str]] = {
         '[go|move|return|send the arm|send the robot] [back|] to [home|the home position|home '
         'position|the rest position|its home pose]',
         '[return|go back|move back] to [the|your|] [home|start|starting|rest|] [position|pose]',
-        '[home|homing] [position|the arm|the robot|sequence]',
+        '[home|homing] [position|the arm|the robot|sequence|routine]',
+        '[home|send|bring] [the arm|the robot|it] [home|back home|]',
+        '[do|run|start] [a|the] [homing|home] [sequence|routine|move]',
+        '[go|move|head] [back|] [to|] home [please|now|position]',
         '[arm|robot] [home|go home|to home|back home]',
         '[move|bring] the [arm|robot] [back|] [home|to home|to rest|out of the way]',
         '[please|can you|could you] [park|home] [the arm|yourself|the robot]',
@@ -592,7 +610,7 @@ class CorpusGenerator:
                     slots.setdefault(key, val)
                 words += w
                 continue
-            elif name.startswith('dir_'):
+            elif name.startswith('dir_') or name.startswith('too_'):
                 w, v = self._direction(name)
                 slot = 'direction'
             else:
@@ -626,6 +644,27 @@ class CorpusGenerator:
         elif kind == 'dir_part':
             phrase = g.pick(['up']) if up else g.pick(['down'])
             keys = {'up', 'down'}
+        elif kind == 'dir_verb':
+            phrase = g.pick(['increase', 'raise', 'bump up', 'turn up', 'boost']) if up else \
+                g.pick(['decrease', 'lower', 'reduce', 'turn down', 'drop'])
+            keys = {'increase', 'raise', 'bump', 'up', 'boost', 'decrease', 'lower', 'reduce',
+                    'down', 'drop'}
+        elif kind == 'dir_sens_verb':
+            phrase = g.pick(['tighten', 'tighten up', 'toughen up']) if up else \
+                g.pick(['relax', 'loosen', 'loosen up', 'ease off', 'ease up on'])
+            keys = {'tighten', 'up', 'relax', 'loosen', 'ease', 'off', 'toughen'}
+        elif kind == 'too_sens':
+            phrase = g.pick(['not strict enough', 'too lenient', 'missing defects',
+                             'letting bad parts through', 'too relaxed']) if up else \
+                g.pick(['too picky', 'too strict', 'rejecting too much', 'too sensitive',
+                        'flagging too many'])
+            keys = {'strict', 'enough', 'lenient', 'missing', 'letting', 'relaxed', 'picky',
+                    'rejecting', 'sensitive', 'flagging', 'too', 'not', 'much', 'many'}
+        elif kind == 'too_speed':
+            # "too fast" asks for slower
+            phrase = g.pick(['too slow', 'going too slow', 'too sluggish']) if up \
+                else g.pick(['too fast', 'going too fast', 'way too quick'])
+            keys = {'too', 'slow', 'sluggish', 'fast', 'quick'}
         elif kind == 'dir_word':
             phrase = g.pick(['up', 'higher', 'increase']) if up else \
                 g.pick(['down', 'lower', 'decrease'])

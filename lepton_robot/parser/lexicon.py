@@ -77,6 +77,8 @@ DIRECTION_WORDS: Dict[str, int] = {
     'strict': 1, 'stricter': 1, 'sensitive': 1, 'picky': 1, 'pickier': 1, 'tighten': 1,
     'tighter': 1, 'harsher': 1, 'harsh': 1, 'careful': 1, 'fussier': 1, 'fussy': 1,
     'more': 1, 'crank': 1, 'bump': 1, 'hurry': 1, 'rapid': 1, 'speedier': 1,
+    'missing': 1, 'letting': 1, 'rejecting': 1, 'flagging': 1, 'toughen': 1,
+    'sluggish': -1,
     'slower': -1, 'slow': -1, 'down': -1, 'decrease': -1, 'lower': -1, 'low': -1,
     'reduce': -1, 'relax': -1, 'relaxed': -1, 'lenient': -1, 'loosen': -1, 'looser': -1,
     'tolerant': -1, 'forgiving': -1, 'easier': -1, 'softer': -1, 'less': -1,

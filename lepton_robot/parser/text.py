@@ -157,14 +157,16 @@ class _Corrector:
                 or not token.isalpha()):
             return token
         limit = _max_edits(len(token))
-        best: Tuple[int, Tuple[int, str], str] = (limit + 1, (0, ''), token)
+        best: Tuple[int, tuple, str] = (limit + 1, (), token)
         for d in _deletes(token, limit):
             for cand in self.index.get(d, ()):
                 if abs(len(cand) - len(token)) > limit:
                     continue
                 dist = edit_distance(token, cand)
                 if dist <= min(limit, _max_edits(len(cand))):
-                    key = (dist, self.rank[cand], cand)
+                    # a dropped letter is the commonest typo: prefer longer candidates
+                    key = (dist, (0 if len(cand) > len(token) else 1, *self.rank[cand]),
+                           cand)
                     if key < best:
                         best = key
         return best[2]

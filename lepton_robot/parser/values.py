@@ -158,7 +158,13 @@ canonical_position = _lookup(lexicon.POSITION_WORDS)
 
 
 def canonical_direction(tokens: Sequence[str]) -> Optional[str]:
-    """Return ``up``/``down`` from a span: polarity words, ``less`` flips (``less strict``)."""
+    """
+    Return ``up``/``down`` from a span of polarity words.
+
+    ``less`` flips (``less strict`` is down); ``too`` asks for the opposite (``too fast``
+    is down, ``too picky`` is down); ``not ... enough`` keeps it (``not strict enough`` is
+    up).
+    """
     toks = list(tokens)
     words = [lexicon.DIRECTION_WORDS[t] for t in toks
              if t in lexicon.DIRECTION_WORDS and t not in ('more', 'less')]
@@ -167,6 +173,8 @@ def canonical_direction(tokens: Sequence[str]) -> Optional[str]:
         sign = -sign if sign else -1
     elif 'more' in toks and not sign:
         sign = 1
+    if 'enough' not in toks and ('too' in toks or 'not' in toks):
+        sign = -sign
     if sign > 0:
         return 'up'
     if sign < 0:

@@ -1,0 +1,1 @@
+"""Model training and export (PyTorch is imported only inside these modules' functions)."""
