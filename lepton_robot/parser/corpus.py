@@ -277,6 +277,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[ok|alright|fine|good] [continue|resume|carry on] [please|now|sorting|]',
         '[go on|keep going|keep sorting|continue sorting|resume sorting] [please|then|]',
         '[time to|you can|ready to] [start|begin|resume|continue] [the line|work|sorting|]',
+        '[get|set] [the line|the belt|the conveyor|things|it|everything] '
+        '[moving|running|going|rolling] [again|]',
     ],
     'pause': [
         '[pause|hold|hold on|hold it|wait]',
@@ -343,6 +345,9 @@ TEMPLATES: Dict[str, List[str]] = {
         '[sort|put|send] [the|all|] {defect_adj} {shape_pl} [in|into|to|over to] {bin}',
         '{bin} [for|gets|takes] [all|the|] {defect_adj} [parts|ones|pieces]',
         '[send|put|move|sort] [every|each|any] {color} {shape} [to|into|in] {bin}',
+        '{bin_verb} [all|the|any|every|] {defect_adj} [parts|ones|pieces|items|]',
+        '{bin_verb} [all|the|any|] [parts|ones|pieces] with {defect_noun}',
+        '[always|from now on|] {bin_verb} [the|all|] {defect_adj} {shape_pl}',
         '[send|put|move|sort] [every|each|any] {defect_adj} {shape} [to|into|in] {bin}',
         'from now on [put|send] {defect_adj} [parts|ones] [in|into|to] {bin}',
         '[if|when] a part is {defect_adj} [put|send|throw] it [in|into|to] {bin}',
@@ -374,6 +379,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[pick|take|grab] [out|] {obj} [and send it|and move it] to {bin}',
         '[go|go and] [get|grab|pick up] {obj}',
         '[send|move] {part_id} to {bin}',
+        '{bin_verb} {part_id}',
+        '{bin_verb} [the|that|this] {color} {shape} [please|]',
     ],
     'inspect': [
         '[inspect|check|examine|look at|scan] {obj_i}',
@@ -594,6 +601,13 @@ class CorpusGenerator:
                 slot = 'shape'
             elif name == 'bin':
                 w, v = g.bin_()
+                slot = 'bin'
+            elif name == 'bin_verb':
+                value = g.pick(['reject', 'rework', 'accept'])
+                verb = g.pick({'reject': ['reject', 'scrap', 'trash', 'discard'],
+                               'rework': ['rework', 'repair'],
+                               'accept': ['accept', 'keep', 'pass']}[value])
+                w, v = _tag([verb], 'bin'), value
                 slot = 'bin'
             elif name == 'part_id':
                 w, v = g.part_id()

@@ -5,8 +5,8 @@ The scan runs on every utterance before and independently of the model, and wins
 Rules (documented in the README):
 
 - ``emergency``, ``e-stop``/``estop``/``e stop``, ``abort``, ``kill`` give
-  ``emergency_stop``; ``stop``, ``halt``, ``freeze`` give ``stop`` (after typo correction,
-  so ``stpo`` and ``emergancy`` count). An e-stop word beats a stop word.
+  ``emergency_stop``; ``stop``, ``halt``, ``freeze``, ``cease`` give ``stop`` (after typo
+  correction, so ``stpo`` and ``emergancy`` count). An e-stop word beats a stop word.
 - Only the imperative base forms count: ``stopped``/``stopping`` (status questions) do not.
 - A trigger negated within the two words before it, in the same clause (``don't stop``,
   ``do not stop``, ``never stop``, ``no need to stop``, ``not an emergency``), does not
@@ -25,7 +25,7 @@ EMERGENCY = 'emergency_stop'
 STOP = 'stop'
 
 _EMERGENCY_WORDS = frozenset({'emergency', 'estop', 'abort', 'kill', 'mayday'})
-_STOP_WORDS = frozenset({'stop', 'halt', 'freeze'})
+_STOP_WORDS = frozenset({'stop', 'halt', 'freeze', 'cease'})
 _NEGATIONS = frozenset({"don't", 'not', 'never', "didn't", "doesn't", 'without', 'non',
                         "won't", "shouldn't", "mustn't", 'cannot', "can't", "needn't",
                         "wouldn't", "isn't", "aren't"})
