@@ -23,6 +23,7 @@ SHARE = os.path.join('share', PACKAGE)
 # Node executables that `ros2 run lepton_robot <name>` starts (console scripts in lib/<pkg>).
 NODES = [
     'camera_node = lepton_robot.nodes.camera_node:main',
+    'command_parser_node = lepton_robot.nodes.command_parser_node:main',
     'defect_detector_node = lepton_robot.nodes.defect_detector_node:main',
     'manipulation_controller_node = lepton_robot.nodes.manipulation_controller_node:main',
     'sim_bridge_node = lepton_robot.nodes.sim_bridge_node:main',

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     'lepton_robot.commands.inspect_images',
     'lepton_robot.commands.evaluate',
     'lepton_robot.commands.export',
+    'lepton_robot.commands.parse',
+    'lepton_robot.commands.evaluate_parser',
 )
 
 

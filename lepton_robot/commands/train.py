@@ -14,6 +14,7 @@ HELP = 'train a model (PyTorch, CPU) and export it to ONNX in models/'
 #: trainer name -> module implementing it
 TRAINERS = {
     'detector': 'lepton_robot.training.detector_train',
+    'parser': 'lepton_robot.training.parser_train',
 }
 
 

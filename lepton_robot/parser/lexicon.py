@@ -1,0 +1,164 @@
+"""
+The parser's word lists: domain words, slot synonyms, number words and common words.
+
+Slot synonym tables follow ``shared/spec/commands.md`` and extend it with the wording
+operators use. They serve three consumers: the typo corrector (domain words are the
+correction targets), the slot canonicaliser and the corpus generator.
+"""
+
+from typing import Dict, FrozenSet
+
+#: surface word -> canonical defect
+DEFECT_WORDS: Dict[str, str] = {
+    'scratch': 'scratch', 'scratched': 'scratch', 'scratches': 'scratch',
+    'scratchy': 'scratch', 'scuffed': 'scratch', 'scuff': 'scratch', 'scuffs': 'scratch',
+    'scored': 'scratch',
+    'crack': 'crack', 'cracked': 'crack', 'cracks': 'crack', 'fractured': 'crack',
+    'fracture': 'crack', 'split': 'crack',
+    'stain': 'stain', 'stained': 'stain', 'stains': 'stain', 'dirty': 'stain',
+    'smudged': 'stain', 'smudge': 'stain', 'smudges': 'stain', 'spotted': 'stain',
+    'discolored': 'stain', 'discoloured': 'stain', 'marked': 'stain',
+    'chip': 'chip', 'chipped': 'chip', 'chips': 'chip', 'nicked': 'chip', 'nick': 'chip',
+    'dented': 'chip',
+    'defective': 'any', 'defect': 'any', 'defects': 'any', 'bad': 'any', 'faulty': 'any',
+    'damaged': 'any', 'broken': 'any', 'flawed': 'any', 'failed': 'any', 'failing': 'any',
+    'nok': 'any', 'nogood': 'any', 'flaw': 'any', 'flaws': 'any', 'fault': 'any',
+    'faults': 'any', 'damage': 'any', 'dirt': 'stain', 'marks': 'stain',
+    'reject': 'any', 'rejects': 'any', 'rejected': 'any',
+    'good': 'none', 'ok': 'none', 'okay': 'none', 'flawless': 'none', 'clean': 'none',
+    'perfect': 'none', 'fine': 'none', 'intact': 'none', 'passing': 'none',
+    'undamaged': 'none', 'passed': 'none', 'healthy': 'none', 'acceptable': 'none',
+}
+
+COLOR_WORDS: Dict[str, str] = {
+    'red': 'red', 'reddish': 'red', 'green': 'green', 'greenish': 'green', 'blue': 'blue',
+    'bluish': 'blue', 'yellow': 'yellow', 'yellowish': 'yellow', 'gray': 'gray',
+    'grey': 'gray', 'greyish': 'gray', 'grayish': 'gray', 'silver': 'gray',
+}
+
+SHAPE_WORDS: Dict[str, str] = {
+    'block': 'block', 'blocks': 'block', 'cube': 'block', 'cubes': 'block', 'box': 'block',
+    'boxes': 'block', 'brick': 'block', 'bricks': 'block', 'cuboid': 'block',
+    'square': 'block', 'squares': 'block',
+    'cylinder': 'cylinder', 'cylinders': 'cylinder', 'cylindrical': 'cylinder',
+    'can': 'cylinder', 'cans': 'cylinder', 'tube': 'cylinder', 'tubes': 'cylinder',
+    'round': 'cylinder', 'rod': 'cylinder', 'rods': 'cylinder', 'canister': 'cylinder',
+    'puck': 'cylinder', 'pucks': 'cylinder',
+    'plate': 'plate', 'plates': 'plate', 'flat': 'plate', 'sheet': 'plate',
+    'sheets': 'plate', 'tile': 'plate', 'tiles': 'plate', 'slab': 'plate', 'slabs': 'plate',
+    'panel': 'plate', 'panels': 'plate',
+}
+
+#: bin words without a number
+BIN_WORDS: Dict[str, str] = {
+    'accept': 'accept', 'accepted': 'accept', 'pass': 'accept', 'good': 'accept',
+    'ok': 'accept', 'okay': 'accept', 'keep': 'accept', 'keepers': 'accept',
+    'reject': 'reject', 'rejects': 'reject', 'rejected': 'reject', 'scrap': 'reject',
+    'trash': 'reject', 'garbage': 'reject', 'waste': 'reject', 'bad': 'reject',
+    'junk': 'reject', 'fail': 'reject', 'nok': 'reject', 'discard': 'reject',
+    'rework': 'rework', 'repair': 'rework', 'fix': 'rework', 'redo': 'rework',
+    'reworked': 'rework', 'salvage': 'rework',
+}
+BIN_NUMBERS = {1: 'accept', 2: 'reject', 3: 'rework'}
+
+POSITION_WORDS: Dict[str, str] = {
+    'next': 'next', 'upcoming': 'next', 'following': 'next', 'coming': 'next',
+    'last': 'last', 'previous': 'last', 'prior': 'last', 'preceding': 'last',
+    'latest': 'last', 'recent': 'last',
+    'left': 'left', 'leftmost': 'left', 'right': 'right', 'rightmost': 'right',
+    'nearest': 'nearest', 'closest': 'nearest', 'near': 'nearest', 'nearby': 'nearest',
+    'close': 'nearest', 'closer': 'nearest',
+}
+
+#: direction polarity words (+1 up, -1 down); 'less' flips, 'more' keeps
+DIRECTION_WORDS: Dict[str, int] = {
+    'faster': 1, 'fast': 1, 'quicker': 1, 'quickly': 1, 'quick': 1, 'up': 1,
+    'increase': 1, 'raise': 1, 'higher': 1, 'high': 1, 'boost': 1, 'accelerate': 1,
+    'strict': 1, 'stricter': 1, 'sensitive': 1, 'picky': 1, 'pickier': 1, 'tighten': 1,
+    'tighter': 1, 'harsher': 1, 'harsh': 1, 'careful': 1, 'fussier': 1, 'fussy': 1,
+    'more': 1, 'crank': 1, 'bump': 1, 'hurry': 1, 'rapid': 1, 'speedier': 1,
+    'missing': 1, 'letting': 1, 'rejecting': 1, 'flagging': 1, 'toughen': 1,
+    'sluggish': -1,
+    'slower': -1, 'slow': -1, 'down': -1, 'decrease': -1, 'lower': -1, 'low': -1,
+    'reduce': -1, 'relax': -1, 'relaxed': -1, 'lenient': -1, 'loosen': -1, 'looser': -1,
+    'tolerant': -1, 'forgiving': -1, 'easier': -1, 'softer': -1, 'less': -1,
+    'decelerate': -1, 'gentler': -1, 'slowly': -1, 'chill': -1, 'drop': -1, 'ease': -1,
+}
+
+#: keyword -> canonical query (checked in order of the keys of QUERY_ORDER)
+QUERY_WORDS: Dict[str, str] = {
+    'many': 'counts', 'count': 'counts', 'counts': 'counts', 'number': 'counts',
+    'total': 'counts', 'tally': 'counts', 'numbers': 'counts',
+    'rate': 'defect_rate', 'ratio': 'defect_rate', 'percentage': 'defect_rate',
+    'yield': 'defect_rate', 'fraction': 'defect_rate', 'proportion': 'defect_rate',
+    'running': 'state', 'state': 'state', 'doing': 'state', 'paused': 'state',
+    'stopped': 'state', 'working': 'state', 'idle': 'state', 'busy': 'state',
+    'active': 'state', 'moving': 'state', 'mode': 'state', 'condition': 'state',
+    'last': 'last_part', 'previous': 'last_part', 'recent': 'last_part',
+    'latest': 'last_part',
+}
+
+#: number words
+UNITS = {'zero': 0, 'oh': 0, 'nil': 0, 'one': 1, 'two': 2, 'three': 3, 'four': 4,
+         'five': 5, 'six': 6, 'seven': 7, 'eight': 8, 'nine': 9, 'ten': 10, 'eleven': 11,
+         'twelve': 12, 'thirteen': 13, 'fourteen': 14, 'fifteen': 15, 'sixteen': 16,
+         'seventeen': 17, 'eighteen': 18, 'nineteen': 19}
+TENS = {'twenty': 20, 'thirty': 30, 'forty': 40, 'fourty': 40, 'fifty': 50, 'sixty': 60,
+        'seventy': 70, 'eighty': 80, 'ninety': 90}
+ORDINALS = {'first': 1, 'second': 2, 'third': 3, 'fourth': 4, 'fifth': 5}
+#: words that are a whole percentage value on their own
+VALUE_WORDS = {'half': 50, 'halfway': 50, 'full': 100, 'max': 100, 'maximum': 100,
+               'top': 100, 'quarter': 25, 'min': 0, 'minimum': 0, 'hundred': 100}
+
+#: words that say "percent"
+PERCENT_WORDS = frozenset({'percent', 'per', 'cent', '%', 'pct', 'percentage'})
+
+#: intent keywords (targets of typo correction; the model decides the intent)
+INTENT_WORDS = frozenset("""
+start resume continue begin go ahead run restart unpause proceed carry on running launch
+kick off fire get going
+pause hold wait moment break freeze halt stop stopping quit cease kill abort emergency estop
+sort send put move route place drop throw toss direct divert goes go bin bins
+pick grab take fetch get lift remove collect
+inspect check look examine scan verify recheck reinspect again analyse analyze test
+speed conveyor belt faster slower slow line velocity pace rate
+sensitivity threshold strictness detection detector picky strict lenient sensitive
+status report tell how many what state defect rejected inspected stats statistics summary
+home park return position rest retract origin pose arm robot
+part parts piece pieces item items number
+percent please could would you can pile tray bucket
+""".split())
+
+#: words never typo-corrected (common English that must keep its own meaning)
+PROTECTED_WORDS = frozenset("""
+shop step stepped stops top tops slop sop spot stoop store story start
+hello thanks thank weather joke music song time today tomorrow lunch coffee email
+name where who why when which the this that then them they their there these those
+with what were went want wants will well when your yours about above after again
+also been before being both could should would does done down each from have here
+into just like make more most much must only over same some such than very was
+print call book order buy sell play show open close paint write read song
+""".split())
+
+NEGATIONS = frozenset({"don't", 'dont', 'not', 'never', "didn't", "doesn't", 'no', 'non',
+                       'without', "won't", "shouldn't", "mustn't", 'cannot', "can't",
+                       'nt', 'neither', 'nor'})
+
+
+def domain_words() -> FrozenSet[str]:
+    """Return every domain word: the targets of typo correction."""
+    words = set(INTENT_WORDS)
+    for table in (DEFECT_WORDS, COLOR_WORDS, SHAPE_WORDS, BIN_WORDS, POSITION_WORDS,
+                  DIRECTION_WORDS, QUERY_WORDS, UNITS, TENS, ORDINALS, VALUE_WORDS):
+        words.update(table)
+    words.update(w for w in PERCENT_WORDS if w.isalpha())
+    return frozenset(words)
+
+
+def slot_words() -> FrozenSet[str]:
+    """Return the words that state a slot value (preferred typo-correction targets)."""
+    words = set()
+    for table in (DEFECT_WORDS, COLOR_WORDS, SHAPE_WORDS, BIN_WORDS, POSITION_WORDS,
+                  DIRECTION_WORDS, UNITS, TENS, ORDINALS, VALUE_WORDS):
+        words.update(table)
+    return frozenset(words)

@@ -1,0 +1,187 @@
+"""
+The parse pipeline around any joint intent + slot model: text in, ``lepton.intent/1`` out.
+
+``sanitize -> tokenize -> normalise -> safety scan -> model -> BIO decode -> canonical slot
+values -> confidence floor``. The model is a plain callable on a feature :class:`Batch`
+(ONNX Runtime at run time, PyTorch in training and benchmarks), so every backend shares the
+same pre- and post-processing. :meth:`ParserCore.parse` never raises.
+"""
+
+import logging
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from lepton_robot.interfaces import INTENT_SLOTS, INTENTS, make_intent
+from lepton_robot.parser import safety, text as textmod, values
+from lepton_robot.parser.features import Batch, encode_batch, NUM, UNK, word_key
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+#: the model callable: batch -> (intent probabilities [B, I], tag probabilities [B, T, L])
+Predictor = Callable[[Batch], Tuple[np.ndarray, np.ndarray]]
+
+DEFAULT_CONFIDENCE_FLOOR = 0.5
+
+
+def bio_spans(tags: Sequence[str]) -> List[Tuple[str, int, int]]:
+    """
+    Return ``(slot, start, end)`` spans of a BIO tag sequence (end exclusive).
+
+    An ``I-x`` that does not continue an ``x`` span starts a new one.
+    """
+    spans: List[Tuple[str, int, int]] = []
+    current: Optional[List] = None
+    for i, tag in enumerate(tags):
+        if tag.startswith('B-') or (tag.startswith('I-') and
+                                    (current is None or current[0] != tag[2:])):
+            if current is not None:
+                spans.append(tuple(current))
+            current = [tag[2:], i, i + 1]
+        elif tag.startswith('I-'):
+            current[2] = i + 1
+        else:
+            if current is not None:
+                spans.append(tuple(current))
+            current = None
+    if current is not None:
+        spans.append(tuple(current))
+    return spans
+
+
+def _text_field(raw: object) -> str:
+    """Return a printable, JSON-safe ``text`` for any input (rejected input included)."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)[:textmod.MAX_CHARS].decode('utf-8', errors='replace')
+    elif not isinstance(raw, str):
+        raw = f'<{type(raw).__name__}>'
+    raw = raw[:textmod.MAX_CHARS]
+    return raw.encode('utf-8', errors='replace').decode('utf-8')
+
+
+class ParserCore:
+    """
+    Parse utterances with a joint intent + slot model and the model-free rules around it.
+
+    :param predict: the model callable (see :data:`Predictor`).
+    :param vocab: word -> id of the model.
+    :param intents: intent label of each intent output.
+    :param tags: BIO tag of each tag output.
+    :param confidence_floor: below it the answer is ``unknown`` (0..1).
+    """
+
+    def __init__(self, predict: Predictor, vocab: Dict[str, int], intents: Sequence[str],
+                 tags: Sequence[str], confidence_floor: float = DEFAULT_CONFIDENCE_FLOOR
+                 ) -> None:
+        unknown_labels = set(intents) - set(INTENTS)
+        if unknown_labels:
+            raise ValueError(f'model intents not in the contract: {sorted(unknown_labels)}')
+        self._predict = predict
+        self.vocab = dict(vocab)
+        self.intents = list(intents)
+        self.tags = list(tags)
+        self.confidence_floor = float(confidence_floor)
+
+    # -- public API --------------------------------------------------------------------
+    def parse(self, raw: object) -> Dict[str, Any]:
+        """Parse one utterance into a ``lepton.intent/1`` payload; never raises."""
+        return self.parse_batch([raw])[0]
+
+    def parse_batch(self, raws: Sequence[object]) -> List[Dict[str, Any]]:
+        """Parse utterances in one model call; one payload per input, in order."""
+        results: List[Optional[Dict[str, Any]]] = [None] * len(raws)
+        todo: List[Tuple[int, str, List[str], List[str], Optional[Tuple[str, str]]]] = []
+        for i, raw in enumerate(raws):
+            try:
+                early, prepared = self._prepare(raw)
+            except Exception as exc:  # noqa: BLE001 - the parser must never raise to callers
+                LOG.exception('parser pre-processing failed')
+                early, prepared = self._unknown(raw, f'internal error: {exc}'), None
+            if early is not None:
+                results[i] = early
+            else:
+                todo.append((i, *prepared))
+        if todo:
+            self._run_model(raws, todo, results)
+        return results
+
+    # -- internals ---------------------------------------------------------------------
+    def _unknown(self, raw: object, reason: str, confidence: float = 1.0) -> Dict[str, Any]:
+        return make_intent(_text_field(raw), 'unknown', {}, min(max(confidence, 0.0), 1.0),
+                           reason=reason)
+
+    def _safety(self, raw: object, hit: Tuple[str, str]) -> Dict[str, Any]:
+        intent, words = hit
+        return make_intent(_text_field(raw), intent, {}, 1.0,
+                           reason=f'safety rule: "{words}"')
+
+    def _prepare(self, raw: object):
+        clean = textmod.sanitize(raw)
+        if clean.text is None:
+            if clean.scan:
+                hit = safety.scan(clean.scan[:textmod.SAFETY_SCAN_CHARS])
+                if hit is not None:
+                    return self._safety(raw, hit), None
+            return self._unknown(raw, clean.reason), None
+        hit = safety.scan(clean.text)
+        tokens = textmod.tokenize(clean.text)
+        if hit is not None:
+            return self._safety(raw, hit), None
+        if not tokens:
+            return self._unknown(raw, 'no words'), None
+        if len(tokens) > textmod.MAX_TOKENS:
+            return self._unknown(raw, f'too many words ({len(tokens)}, limit '
+                                      f'{textmod.MAX_TOKENS})'), None
+        norm = textmod.normalize_tokens(tokens)
+        if all(self.vocab.get(word_key(t), 0) in (0, self.vocab.get(UNK)) for t in norm):
+            return self._unknown(raw, 'out of domain: no known words'), None
+        return None, (clean.text, tokens, norm, hit)
+
+    def _run_model(self, raws, todo, results) -> None:
+        try:
+            batch = encode_batch([t[2] for t in todo], [t[3] for t in todo], self.vocab)
+            intent_probs, tag_probs = self._predict(batch)
+        except Exception as exc:  # noqa: BLE001 - degrade to unknown, never raise
+            LOG.exception('parser model failed')
+            for i, *_ in todo:
+                results[i] = self._unknown(raws[i], f'model error: {exc}')
+            return
+        for row, (i, _text, tokens, norm, _hit) in enumerate(todo):
+            try:
+                results[i] = self._decode(raws[i], norm, intent_probs[row],
+                                          tag_probs[row, :len(tokens)])
+            except Exception as exc:  # noqa: BLE001 - degrade to unknown, never raise
+                LOG.exception('parser decoding failed')
+                results[i] = self._unknown(raws[i], f'internal error: {exc}')
+
+    def _decode(self, raw: object, norm: List[str], intent_p: np.ndarray,
+                tag_p: np.ndarray) -> Dict[str, Any]:
+        if not np.all(np.isfinite(intent_p)):
+            return self._unknown(raw, 'model output not finite')
+        best = int(np.argmax(intent_p))
+        intent = self.intents[best]
+        conf = float(intent_p[best])
+        if intent == 'unknown':
+            return self._unknown(raw, 'out of domain', conf)
+        if conf < self.confidence_floor:
+            return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
+                                      f'{self.confidence_floor:.2f})', 1.0 - conf)
+        tags = [self.tags[int(k)] for k in np.argmax(tag_p, axis=-1)]
+        slots: Dict[str, Any] = {}
+        allowed = INTENT_SLOTS[intent]
+        for slot, start, end in bio_spans(tags):
+            if slot not in allowed or slot in slots:
+                continue
+            value = values.canonicalize(slot, norm[start:end])
+            if value is not None:
+                slots[slot] = value
+        return make_intent(_text_field(raw), intent, slots, conf)
+
+
+def known_fraction(norm_tokens: Sequence[str], vocab: Dict[str, int]) -> float:
+    """Return the fraction of tokens the vocabulary knows (numbers count as known)."""
+    if not norm_tokens:
+        return 0.0
+    unk = vocab.get(UNK)
+    known = sum(1 for t in norm_tokens if vocab.get(word_key(t), unk) != unk
+                or word_key(t) == NUM)
+    return known / len(norm_tokens)
