@@ -19,6 +19,7 @@ from lepton_robot.errors import LeptonError
 COMMAND_MODULES = (
     'lepton_robot.commands.info',
     'lepton_robot.commands.datagen',
+    'lepton_robot.commands.sim',
     'lepton_robot.commands.train',
     'lepton_robot.commands.inspect_images',
     'lepton_robot.commands.evaluate',

@@ -101,3 +101,51 @@ def test_every_defect_visibly_changes_the_part(shape, defect):
         assert int((diff > 40).sum()) >= (12 if defect in ('scratch', 'crack') else 30)
     finally:
         cell.close()
+
+
+def test_pybullet_render_agrees_with_fast_render():
+    """The debug renderer (getCameraImage) uses the same intrinsics and pose."""
+    cell = WorkCell(seed=0, with_arm=False)
+    try:
+        cell.feeder_enabled = False
+        x0, x1 = cell.view_x_range
+        cell.spawn_part('block', 'red', 'ok', x=x0 + 0.3 * (x1 - x0), y=0.53, yaw=0.3)
+        centres = []
+        for mode in ('fast', 'pybullet'):
+            img = cell.render(mode=mode, noise=False).astype(int)
+            red = (img[..., 2] > 120) & (img[..., 1] < 90) & (img[..., 0] < 90)
+            assert red.sum() > 500
+            ys, xs = np.nonzero(red)
+            centres.append((xs.mean(), ys.mean()))
+        assert np.hypot(*np.subtract(*centres)) < 4.0
+        with pytest.raises(ValueError, match='render mode'):
+            cell.render(mode='raytrace')
+    finally:
+        cell.close()
+
+
+def test_parts_leaving_the_belt_end_are_recorded():
+    cell = WorkCell(seed=0, with_arm=False)
+    try:
+        cell.feeder_enabled = False
+        end = cell.scenario.belt['x_end']
+        pid = cell.spawn_part('cylinder', x=end - 0.05, y=0.5)
+        cell.set_belt_speed(100)
+        cell.step_for(2.0)
+        assert cell.part(pid).location == 'belt_end'
+        assert cell.part(pid).end_time is not None
+        with pytest.raises(ValueError, match='0..100'):
+            cell.set_belt_speed(120)
+    finally:
+        cell.close()
+
+
+def test_feeder_spawns_the_requested_number_of_parts():
+    cell = WorkCell(seed=5, with_arm=False, parts_to_spawn=3)
+    try:
+        cell.step_for(25.0)
+        parts = cell.parts()
+        assert len(parts) == 3 and cell.parts_to_spawn == 0
+        assert len({(p.shape, p.color, p.condition, p.position) for p in parts}) == 3
+    finally:
+        cell.close()

@@ -10,11 +10,13 @@ uses PyBullet's own renderer with the same intrinsics, for debugging.
 """
 
 from dataclasses import dataclass, field
+import functools
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import COLORS, CONDITIONS, SHAPES
+from lepton_robot.sim.arm import CUP_OFFSET, HOME_Q, JOINT_NAMES
 from lepton_robot.sim.camera import camera_from_scenario, CameraModel
 from lepton_robot.sim.parts import (make_appearance, make_geometry, PartAppearance,
                                     PartGeometry)
@@ -26,10 +28,10 @@ PANDA_URDF = 'franka_panda/panda.urdf'
 ARM_JOINTS = tuple(range(7))
 FINGER_JOINTS = (9, 10)
 TCP_LINK = 11
-JOINT_NAMES = [f'panda_joint{i}' for i in range(1, 8)]
 #: maximum joint torques (N m) of the Panda, used as position-control force limits
 JOINT_FORCES = (87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0)
-HOME_Q = np.array([0.0, -0.5, 0.0, -2.2, 0.0, 1.7, 0.785])
+_GAINS_P = (0.2,) * 7
+_GAINS_D = (1.0,) * 7
 
 LOC_BELT, LOC_GRIPPER, LOC_FLOOR, LOC_BELT_END = 'belt', 'gripper', 'floor', 'belt_end'
 
@@ -102,6 +104,11 @@ class SimArm:
             c.resetJointState(self.body, j, 0.0)
             c.setJointMotorControl2(self.body, j, cell.pb.POSITION_CONTROL, targetPosition=0.0,
                                     force=20.0)
+        cid = c._client
+        pb = cell.pb
+        self._joint_states = functools.partial(pb.getJointStates, physicsClientId=cid)
+        self._link_state = functools.partial(pb.getLinkState, physicsClientId=cid)
+        self._motors = functools.partial(pb.setJointMotorControlArray, physicsClientId=cid)
         self._target = HOME_Q.copy()
         self.command_positions(HOME_Q)
         self._suction = False
@@ -110,12 +117,12 @@ class SimArm:
 
     def joint_positions(self) -> np.ndarray:
         """Return the 7 arm joint angles (rad)."""
-        states = self._cell.client.getJointStates(self.body, ARM_JOINTS)
+        states = self._joint_states(self.body, ARM_JOINTS)
         return np.array([s[0] for s in states])
 
     def joint_velocities(self) -> np.ndarray:
         """Return the 7 arm joint velocities (rad/s)."""
-        states = self._cell.client.getJointStates(self.body, ARM_JOINTS)
+        states = self._joint_states(self.body, ARM_JOINTS)
         return np.array([s[1] for s in states])
 
     def command_positions(self, q: np.ndarray, qd: Optional[np.ndarray] = None) -> None:
@@ -131,17 +138,20 @@ class SimArm:
             raise ValueError(f'command_positions needs 7 finite joint angles, got {q}')
         qd = np.zeros(7) if qd is None else np.asarray(qd, float).reshape(7)
         self._target = q.copy()
-        c = self._cell.client
-        c.setJointMotorControlArray(self.body, ARM_JOINTS, self._cell.pb.POSITION_CONTROL,
-                                    targetPositions=q.tolist(), targetVelocities=qd.tolist(),
-                                    forces=list(JOINT_FORCES),
-                                    positionGains=[0.2] * 7, velocityGains=[1.0] * 7)
+        self._motors(self.body, ARM_JOINTS, self._cell.pb.POSITION_CONTROL,
+                     targetPositions=q.tolist(), targetVelocities=qd.tolist(),
+                     forces=JOINT_FORCES, positionGains=_GAINS_P, velocityGains=_GAINS_D)
 
     def tcp_pose(self) -> Tuple[np.ndarray, np.ndarray]:
         """Return the suction cup (``panda_grasptarget``) position and quaternion."""
-        state = self._cell.client.getLinkState(self.body, TCP_LINK,
-                                               computeForwardKinematics=True)
+        state = self._link_state(self.body, TCP_LINK, computeForwardKinematics=True)
         return np.array(state[4]), np.array(state[5])
+
+    def cup_position(self) -> np.ndarray:
+        """Return the world position of the suction cup's face."""
+        pos, quat = self.tcp_pose()
+        rot = np.array(self._cell.client.getMatrixFromQuaternion(quat)).reshape(3, 3)
+        return pos + rot[:, 2] * CUP_OFFSET
 
     @property
     def suction(self) -> bool:
@@ -176,6 +186,7 @@ class SimArm:
         cell = self._cell
         c = cell.client
         tcp, tcp_q = self.tcp_pose()
+        cup = self.cup_position()
         for part in cell._parts.values():
             if part.body is None or part.location != LOC_BELT:
                 continue
@@ -183,8 +194,8 @@ class SimArm:
             rot = np.array(c.getMatrixFromQuaternion(orn)).reshape(3, 3)
             top = np.asarray(pos) + rot @ np.array([0.0, 0.0, part.geometry.half_extents[2]])
             radius = 0.8 * min(part.geometry.half_extents[:2])
-            if (np.hypot(*(tcp[:2] - top[:2])) <= radius
-                    and -0.012 <= tcp[2] - top[2] <= 0.012):
+            if (np.hypot(*(cup[:2] - top[:2])) <= radius
+                    and -0.006 <= cup[2] - top[2] <= 0.008):
                 inv_p, inv_q = c.invertTransform(tcp.tolist(), tcp_q.tolist())
                 rel_p, rel_q = c.multiplyTransforms(inv_p, inv_q, pos, orn)
                 self._constraint = c.createConstraint(
@@ -224,6 +235,12 @@ class WorkCell:
         self.pb = pybullet
         self.client = bullet_client.BulletClient(
             connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
+        # bound once: BulletClient's attribute lookup costs more than the call itself
+        cid = self.client._client
+        self._get_pose = functools.partial(pybullet.getBasePositionAndOrientation,
+                                           physicsClientId=cid)
+        self._set_velocity = functools.partial(pybullet.resetBaseVelocity, physicsClientId=cid)
+        self._step_physics = functools.partial(pybullet.stepSimulation, physicsClientId=cid)
         sc = self.scenario
         self.dt = float(sc.physics['dt'])
         self.client.setTimeStep(self.dt)
@@ -413,12 +430,25 @@ class WorkCell:
         """Return the ground truth of every spawned part, in spawn order."""
         out = []
         for part in self._parts.values():
-            yaw = self.client.getEulerFromQuaternion(part.orientation)[2]
+            x, y, z, w = part.orientation
+            yaw = math.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
             out.append(PartTruth(part.id, part.shape, part.color, part.condition,
                                  tuple(float(v) for v in part.position), float(yaw),
                                  part.location, part.inspected_frames, part.spawn_time,
                                  part.end_time, part.picked))
         return out
+
+    def part_top(self, part_id: int) -> Tuple[float, float, float]:
+        """Return the world position of the centre of a part's top face (ground truth)."""
+        part = self._parts[part_id]
+        rot = np.array(self.client.getMatrixFromQuaternion(part.orientation)).reshape(3, 3)
+        top = np.asarray(part.position) + rot @ np.array([0.0, 0.0,
+                                                          part.geometry.half_extents[2]])
+        return tuple(float(v) for v in top)
+
+    def locations(self) -> Dict[int, str]:
+        """Return part id -> location (cheap: no physics queries)."""
+        return {pid: part.location for pid, part in self._parts.items()}
 
     def part(self, part_id: int) -> PartTruth:
         """Return the ground truth of one part."""
@@ -427,10 +457,9 @@ class WorkCell:
     # ----------------------------------------------------------------- stepping
     def step(self, n: int = 1) -> None:
         """Advance the physics ``n`` steps of ``dt`` (feeder, belt, arm suction, parts)."""
-        c = self.client
         for _ in range(int(n)):
             self._feed()
-            c.stepSimulation()
+            self._step_physics()
             self.sim_time += self.dt
             self._steps += 1
             v = self.belt_speed
@@ -460,24 +489,24 @@ class WorkCell:
         self._next_spawn = self.sim_time + float(self._rng_feeder.uniform(lo, hi))
 
     def _update_parts(self, v: float) -> None:
-        c = self.client
         belt = self.scenario.belt
         x_end, y_mid, half = belt['x_end'], belt['y'], belt['width'] / 2.0
         held = self.arm.holding() if self.arm is not None else None
         for part in self._parts.values():
             if part.body is None:
                 continue
-            pos, orn = c.getBasePositionAndOrientation(part.body)
+            pos, orn = self._get_pose(part.body)
             part.position, part.orientation = pos, orn
             if part.id == held:
                 continue
             x, y, z = pos
-            if x > x_end + 0.01 and part.location == LOC_BELT:
+            if (x > x_end + 0.01 and part.location == LOC_BELT and abs(y - y_mid) <= half + 0.02
+                    and z > self.belt_top_z - 0.05):
                 self.remove_part(part.id, LOC_BELT_END)
                 continue
             on_belt = abs(y - y_mid) <= half + 0.01 and belt['x_start'] <= x <= x_end + 0.01
             if on_belt and z <= part.rest_z + 0.004 and part.location == LOC_BELT:
-                c.resetBaseVelocity(part.body, [v, 0.0, 0.0], [0.0, 0.0, 0.0])
+                self._set_velocity(part.body, (v, 0.0, 0.0), (0.0, 0.0, 0.0))
                 continue
             if z < self.belt_top_z - 0.005 or not on_belt:
                 for name, bpos in self.bin_positions.items():

@@ -40,11 +40,23 @@ class PartGeometry:
     top_bounds: Tuple[float, float, float, float]
     chip_plane: Tuple[np.ndarray, float] = None
 
+    def __post_init__(self):
+        """Precompute the stacked arrays the renderer uses every frame."""
+        self.face_points = np.vstack([f[1] for f in self.faces])
+        self.face_slices = []
+        start = 0
+        for f in self.faces:
+            self.face_slices.append((start, start + len(f[1])))
+            start += len(f[1])
+        self.face_normals = np.array([f[2] for f in self.faces])
+        self.face_centres = np.array([f[1].mean(axis=0) for f in self.faces])
+        self.face_kinds = [f[0] for f in self.faces]
+        self._vertices = np.unique(np.round(self.face_points, 7), axis=0)
+
     @property
     def vertices(self) -> np.ndarray:
         """Return the unique corner points, shape (K, 3); their hull is the collision shape."""
-        pts = np.vstack([f[1] for f in self.faces])
-        return np.unique(np.round(pts, 7), axis=0)
+        return self._vertices
 
     @property
     def top_outline(self) -> np.ndarray:

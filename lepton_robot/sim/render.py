@@ -3,9 +3,11 @@ Fast projective rasteriser for the cell camera (numpy + OpenCV).
 
 PyBullet's TinyRenderer is too slow and too coarse for 1-pixel scratches, so the camera
 image is drawn here from the parts' actual PyBullet poses and the SAME calibrated
-:class:`~lepton_robot.sim.camera.CameraModel`: the image is geometrically exact for
-pixel <-> world. Everything is drawn in the ideal (undistorted) pinhole image, then one
-``cv2.remap`` applies the lens distortion ``D``.
+:class:`~lepton_robot.sim.camera.CameraModel`: every part vertex is projected with the full
+model (distortion ``D`` included), so part geometry in the image is exact at the vertices
+(edges between them are straight: sub-pixel error for the small distortion of the cell).
+The belt texture, which carries no geometry, is an image-space panorama cropped at the belt
+travel.
 """
 
 from dataclasses import dataclass
@@ -109,26 +111,23 @@ class Renderer:
         self._belt_half = float(belt_cfg['width']) / 2.0
         self._top_z = float(belt_cfg['top_z'])
         h, w = self.height, self.width
-        # world (x, y) on the belt plane for every ideal pixel
-        vv, uu = np.mgrid[0:h, 0:w].astype(np.float64)
-        kinv = np.linalg.inv(camera.K)
-        rays = np.stack([uu, vv, np.ones_like(uu)], -1) @ kinv.T @ camera.world_T_camera[
-            :3, :3].T
         origin = camera.world_T_camera[:3, 3]
-        s = (self._top_z - origin[2]) / rays[..., 2]
-        self._wx = (origin[0] + rays[..., 0] * s).astype(np.float32)
-        wy = origin[1] + rays[..., 1] * s
-        self._map_v = ((self._belt_y + self._belt_half - wy) * _BELT_TEX_PX_PER_M).astype(
-            np.float32)
+        # world (x, y) on the belt plane for every raw pixel (distortion included)
+        vv, uu = np.mgrid[0:h, 0:w].astype(np.float64)
+        grid = np.stack([uu.ravel(), vv.ravel()], 1)
+        wy = camera.pixel_to_world(grid, self._top_z)[:, 1].reshape(h, w)
         dist = np.abs(wy - self._belt_y) - self._belt_half
-        px = 1.0 / (_BELT_TEX_PX_PER_M * 0.9)
-        self._belt_alpha = np.clip(0.5 - dist / px, 0, 1).astype(np.float32)[..., None]
+        alpha = np.clip(0.5 - dist * _BELT_TEX_PX_PER_M * 0.9, 0, 1).astype(np.float32)
+        # rows where the belt does not cover the whole width (the rails): blended there only
+        self._edge_rows = np.flatnonzero(alpha.min(axis=1) < 1.0)
+        self._belt_alpha = alpha[self._edge_rows][..., None]
         # static background: aluminium rails along the belt, then the floor
         floor = 80 + 8 * _periodic_noise(rng, (h, w), 6.0)
         rail = 165 + 25 * np.cos(np.clip(dist / _RAIL_WIDTH_M, 0, 1) * math.pi)
         is_rail = (dist < _RAIL_WIDTH_M).astype(np.float32)
         bg = is_rail * rail + (1 - is_rail) * floor
-        self._background = np.repeat(bg[..., None], 3, axis=2).astype(np.float32)
+        self._background = np.repeat(bg[self._edge_rows, :, None], 3, axis=2).astype(
+            np.float32)
         # belt rubber: fine grain, faint lengthwise streaks, one seam per period
         tw = int(round(_BELT_PERIOD_M * _BELT_TEX_PX_PER_M))
         th = int(round(2 * self._belt_half * _BELT_TEX_PX_PER_M)) + 2
@@ -138,16 +137,22 @@ class Renderer:
         tex = grey + 5.0 * grain + 4.0 * streak
         seam = int(rng.integers(0, tw))
         tex[:, seam:seam + 3] -= 12
-        self._belt_tex = np.repeat(np.clip(tex, 0, 255)[..., None], 3, 2).astype(np.uint8)
-        self._belt_tex_w = tw
-        # lens distortion: for each raw pixel, where it lies in the ideal image
-        grid = np.stack([uu.ravel(), vv.ravel()], 1)
-        xd = (grid - camera.K[:2, 2]) @ kinv[:2, :2].T
-        xn = camera.undistort(xd)
-        ideal = xn @ camera.P[:2, :2].T + camera.P[:2, 2]
-        self._dist_x = ideal[:, 0].reshape(h, w).astype(np.float32)
-        self._dist_y = ideal[:, 1].reshape(h, w).astype(np.float32)
-        self._has_distortion = bool(np.any(camera.D))
+        tex = np.repeat(np.clip(tex, 0, 255)[..., None], 3, 2).astype(np.uint8)
+        # The camera looks straight down, so belt travel is an image translation: render a
+        # panorama one belt period wider than the image once, crop it at the travel offset.
+        scale = camera.K[0, 0] / max(origin[2] - self._top_z, 1e-3)
+        self._pano_period = max(1, int(round(_BELT_PERIOD_M * scale)))
+        self._pano_scale = scale
+        pv, pu = np.mgrid[0:h, -self._pano_period:w].astype(np.float64)
+        rays = np.stack([pu, pv, np.ones_like(pu)], -1) @ np.linalg.inv(
+            camera.K).T @ camera.world_T_camera[:3, :3].T
+        t = (self._top_z - origin[2]) / rays[..., 2]
+        px = origin[0] + rays[..., 0] * t
+        py = origin[1] + rays[..., 1] * t
+        map_u = np.mod(px * _BELT_TEX_PX_PER_M, tw).astype(np.float32)
+        map_v = ((self._belt_y + self._belt_half - py) * _BELT_TEX_PX_PER_M).astype(np.float32)
+        self._pano = cv2.remap(tex, map_u, map_v, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
         r2 = ((uu - w / 2) ** 2 + (vv - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
         self._radial = r2.astype(np.float32)
         self._noise = rng.normal(0, 1, (h + 64, w + 64, 3)).astype(np.float32)
@@ -192,13 +197,15 @@ class Renderer:
         :param rng: generator for the pixel noise (``None``: no noise)
         :return: (H, W, 3) uint8 BGR image
         """
-        offset = belt_travel % _BELT_PERIOD_M
-        map_u = (self._wx - np.float32(offset)) * np.float32(_BELT_TEX_PX_PER_M)
-        belt = cv2.remap(self._belt_tex, map_u, self._map_v, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_WRAP)
-        belt = belt.astype(np.float32) - self._background
-        img = self._background + self._belt_alpha * belt
-        img = np.clip(img, 0, 255).astype(np.uint8)
+        shift = int(round((belt_travel % _BELT_PERIOD_M) * self._pano_scale))
+        shift %= self._pano_period
+        start = self._pano_period - shift
+        img = self._pano[:, start:start + self.width].copy()
+        rows = self._edge_rows
+        if len(rows):
+            edge = img[rows].astype(np.float32)
+            edge = self._background + self._belt_alpha * (edge - self._background)
+            img[rows] = np.clip(edge, 0, 255).astype(np.uint8)
         cam_pos = self.camera.position
         draw = []
         for part in parts:
@@ -207,51 +214,49 @@ class Renderer:
         draw.sort(key=lambda item: -item[0])
         for depth, part in draw:
             self._draw_part(img, part, lighting, cam_pos, depth)
-        out = img.astype(np.float32) * self._gain(lighting)
+        out = img.astype(np.float32)
+        out *= self._gain(lighting)
         if rng is not None and lighting.noise_std > 0:
             oy, ox = rng.integers(0, 64, 2)
             out += self._noise[oy:oy + self.height, ox:ox + self.width] * np.float32(
                 lighting.noise_std)
-        out = np.clip(out, 0, 255).astype(np.uint8)
-        if self._has_distortion:
-            out = cv2.remap(out, self._dist_x, self._dist_y, cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REPLICATE)
-        return out
+        np.clip(out, 0, 255, out=out)
+        return out.astype(np.uint8)
 
     def _draw_part(self, img: np.ndarray, part: DrawPart, lighting: Lighting,
                    cam_pos: np.ndarray, depth: float) -> None:
-        rot, pos = part.rotation, part.position
-        faces = []
-        for kind, verts, normal in part.geometry.faces:
-            world = verts @ rot.T + pos
-            n_world = rot @ normal
-            centre = world.mean(axis=0)
-            if n_world @ (cam_pos - centre) <= 0:
-                continue
-            faces.append((float(np.linalg.norm(centre - cam_pos)), kind, verts, world,
-                          n_world))
-        if not faces:
+        rot, pos, geom = part.rotation, part.position, part.geometry
+        normals = geom.face_normals @ rot.T
+        centres = geom.face_centres @ rot.T + pos
+        to_cam = cam_pos - centres
+        visible = np.flatnonzero(np.einsum('ij,ij->i', normals, to_cam) > 0)
+        if not len(visible):
             return
-        faces.sort(key=lambda f: -f[0])
+        world = geom.face_points @ rot.T + pos
+        uv_all = self.camera.world_to_pixel(world)
+        dist = np.einsum('ij,ij->i', to_cam, to_cam)
+        light = np.asarray(lighting.direction)
+        flat = lighting.ambient + (1.0 - lighting.ambient) * max(light[2], 0.0)
+        shades = (lighting.ambient + (1.0 - lighting.ambient) * np.maximum(
+            normals @ light, 0.0)) / flat
         base = part.appearance.base_bgr * 255.0
-        for _, kind, verts, world, n_world in faces:
-            uv = self.camera.project_ideal(world)
-            shade = lighting.shade(n_world)
+        luma = 0.114 * base[0] + 0.587 * base[1] + 0.299 * base[2]
+        # raw fractured material: desaturated; pale on dark parts, dark on light ones
+        raw = 0.3 * base + (0.62 * 235.0 if luma < 120 else 0.12 * 235.0)
+        for i in visible[np.argsort(-dist[visible])]:
+            a, b = geom.face_slices[i]
+            uv = uv_all[a:b]
+            kind = geom.face_kinds[i]
             if kind == FACE_TOP:
-                self._draw_top(img, part, uv, world, shade, depth)
+                self._draw_top(img, part, uv, shades[i], depth)
                 continue
-            if kind == FACE_CHIP:
-                # raw fractured material: desaturated; pale on dark parts, dark on light ones
-                luma = 0.114 * base[0] + 0.587 * base[1] + 0.299 * base[2]
-                raw = 0.3 * base + (0.62 * 235.0 if luma < 120 else 0.12 * 235.0)
-                colour = raw * max(shade, 0.85)
-            else:
-                colour = base * shade * 0.92
+            colour = raw * max(shades[i], 0.85) if kind == FACE_CHIP else base * (
+                shades[i] * 0.92)
             pts = np.round(uv * 16).astype(np.int32)
             cv2.fillConvexPoly(img, pts, tuple(float(c) for c in np.clip(colour, 0, 255)),
                                cv2.LINE_AA, shift=4)
 
-    def _draw_top(self, img, part: DrawPart, uv, world, shade, depth) -> None:
+    def _draw_top(self, img, part: DrawPart, uv, shade, depth) -> None:
         h, w = img.shape[:2]
         x0 = max(0, int(math.floor(uv[:, 0].min())) - 1)
         y0 = max(0, int(math.floor(uv[:, 1].min())) - 1)
@@ -268,7 +273,7 @@ class Renderer:
         th, tw = tex.shape[:2]
         corners = np.array([[bx0, by0, top_z], [bx1, by0, top_z], [bx1, by1, top_z],
                             [bx0, by1, top_z]])
-        dst = self.camera.project_ideal(corners @ part.rotation.T + part.position)
+        dst = self.camera.world_to_pixel(corners @ part.rotation.T + part.position)
         src = np.array([[0, 0], [tw, 0], [tw, th], [0, th]], np.float32)
         hom = cv2.getPerspectiveTransform(src, (dst - [x0, y0]).astype(np.float32))
         warped = cv2.warpPerspective(tex, hom, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,

@@ -1,0 +1,119 @@
+"""
+The run summary (``lepton-robot sim --summary FILE``), computed from ground truth.
+
+Keys as in ``shared/spec/interfaces.md``; see :func:`run_summary`.
+"""
+
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence
+
+from lepton_robot.errors import ConfigError
+from lepton_robot.interfaces import BINS, CONDITIONS, DEFECTS
+import numpy as np
+
+#: the default rule: ok parts are accepted, any defect is rejected
+DEFAULT_BINS = {'ok': 'accept', **dict.fromkeys(DEFECTS, 'reject')}
+
+
+def bins_for_rules(rules: Optional[Iterable[Mapping[str, str]]] = None) -> Dict[str, str]:
+    """
+    Turn ``sort`` rules (``[{"defect": "scratch", "bin": "rework"}]``) into condition -> bin.
+
+    Rules override the default (ok -> accept, any defect -> reject); a rule with
+    ``"defect": "any"`` applies to every defect.
+
+    :param rules: rule list as in ``lepton.cell_state/1``
+    :return: mapping of every condition to its bin
+    :raises ConfigError: on an unknown condition or bin
+    """
+    out = dict(DEFAULT_BINS)
+    for rule in rules or ():
+        defect, bin_name = rule.get('defect'), rule.get('bin')
+        if bin_name not in BINS:
+            raise ConfigError(f'rule {dict(rule)}: unknown bin {bin_name!r}; one of {BINS}')
+        if defect == 'any':
+            out.update(dict.fromkeys(DEFECTS, bin_name))
+        elif defect in CONDITIONS:
+            out[defect] = bin_name
+        else:
+            raise ConfigError(f'rule {dict(rule)}: unknown defect {defect!r}')
+    return out
+
+
+def expected_bin(condition: str, inspected: bool, bins: Mapping[str, str]) -> str:
+    """Return where a part should end: its rule's bin; never ``accept`` uninspected."""
+    target = bins[condition]
+    if not inspected and target == 'accept':
+        return 'reject'
+    return target
+
+
+def percentiles(samples_ms: Sequence[float]) -> Dict[str, float]:
+    """Return p50/p95/p99 (and count) of latency samples in ms."""
+    if not len(samples_ms):
+        return {'p50': None, 'p95': None, 'p99': None, 'n': 0}
+    arr = np.asarray(samples_ms, float)
+    return {'p50': round(float(np.percentile(arr, 50)), 3),
+            'p95': round(float(np.percentile(arr, 95)), 3),
+            'p99': round(float(np.percentile(arr, 99)), 3), 'n': int(arr.size)}
+
+
+def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = None, *,
+                pick_attempts: int = 0, pick_successes: int = 0, drops: int = 0,
+                wall_time_s: float = 0.0, latencies_ms: Optional[Mapping[str, List]] = None,
+                extra: Optional[Mapping] = None) -> Dict:
+    """
+    Compute the run summary from the cell's ground truth.
+
+    :param cell: the :class:`~lepton_robot.sim.cell.WorkCell` after the run
+    :param rules: active ``sort`` rules (default rule when ``None``)
+    :param predictions: part id -> condition the pipeline predicted (for the confusion)
+    :param pick_attempts: picks tried
+    :param pick_successes: picks whose part reached a bin
+    :param drops: parts lost after being grasped
+    :param wall_time_s: wall-clock duration of the run
+    :param latencies_ms: stage -> list of samples (ms)
+    :param extra: more keys to include
+    :return: the summary dict (keys of interfaces.md plus ``seed``, ``rules``, ``bins``)
+    """
+    bins = bins_for_rules(rules)
+    predictions = dict(predictions or {})
+    parts = []
+    confusion: Dict[str, Dict[str, int]] = {}
+    correct = escapes = false_rejects = sorted_n = inspected_n = 0
+    truths = cell.parts()
+    for p in truths:
+        inspected = p.inspected_frames > 0
+        inspected_n += inspected
+        pred = predictions.get(p.id)
+        final = p.location
+        want = expected_bin(p.condition, inspected, bins)
+        in_bin = final in BINS
+        sorted_n += in_bin
+        correct += final == want
+        if p.condition != 'ok' and final in ('accept', 'belt_end'):
+            escapes += 1
+        if p.condition == 'ok' and final == 'reject':
+            false_rejects += 1
+        if pred is not None and inspected:
+            row = confusion.setdefault(p.condition, {})
+            row[pred] = row.get(pred, 0) + 1
+        parts.append({'id': p.id, 'shape': p.shape, 'color': p.color,
+                      'condition': p.condition, 'predicted': pred,
+                      'bin': final, 'expected_bin': want,
+                      'inspected_frames': p.inspected_frames})
+    sim_time = float(cell.sim_time)
+    out = {'seed': cell.seed, 'scenario': cell.scenario.name,
+           'parts_spawned': len(truths), 'parts_inspected': inspected_n,
+           'parts_sorted': sorted_n,
+           'sorting_accuracy': round(correct / len(truths), 4) if truths else None,
+           'escapes': escapes, 'false_rejects': false_rejects,
+           'pick_attempts': pick_attempts, 'pick_successes': pick_successes, 'drops': drops,
+           'confusion': confusion,
+           'throughput_ppm': round(sorted_n / sim_time * 60.0, 3) if sim_time > 0 else 0.0,
+           'sim_time_s': round(sim_time, 3), 'wall_time_s': round(float(wall_time_s), 3),
+           'real_time_factor': round(sim_time / wall_time_s, 3) if wall_time_s > 0 else None,
+           'latency_ms': {k: percentiles(v) for k, v in (latencies_ms or {}).items()},
+           'rules': [{'defect': d, 'bin': b} for d, b in bins.items()],
+           'parts': parts}
+    out.update(extra or {})
+    return out

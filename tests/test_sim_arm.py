@@ -1,0 +1,99 @@
+"""Arm planning: IK reaches its targets, clear errors, trajectories respect the limits."""
+
+import math
+
+from lepton_robot.errors import LeptonError
+from lepton_robot.sim.arm import A_MAX, ArmPlanner, Q_MAX, Q_MIN, UnreachableError, V_MAX
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope='module')
+def planner():
+    p = ArmPlanner()
+    yield p
+    p.close()
+
+
+PICK_TARGETS = [(x, y, z) for x in (-0.12, 0.05, 0.22) for y in (0.4, 0.5, 0.6)
+                for z in (0.11, 0.15)]
+
+
+@pytest.mark.parametrize('xyz', PICK_TARGETS + [(0.52, 0.14, 0.32), (0.52, -0.14, 0.32),
+                                                (0.40, -0.40, 0.32)])
+def test_ik_reaches_targets(planner, xyz):
+    q = planner.ik(xyz)
+    assert np.all(q >= Q_MIN - 1e-9) and np.all(q <= Q_MAX + 1e-9)
+    cup, quat = planner.fk(q)
+    assert np.linalg.norm(cup - xyz) < 0.002
+    rot = np.array(planner._client.getMatrixFromQuaternion(quat)).reshape(3, 3)
+    assert rot[2, 2] < -0.995  # the tool points down
+
+
+@pytest.mark.parametrize('xyz, message', [
+    ((1.5, 0.0, 0.2), 'beyond the Panda reach'),
+    ((0.3, 0.3, -0.1), 'below the floor'),
+    ((float('nan'), 0.5, 0.2), 'finite'),
+    ((0.1, float('inf'), 0.2), 'finite'),
+])
+def test_unreachable_poses_are_clear_errors(planner, xyz, message):
+    with pytest.raises(UnreachableError, match=message):
+        planner.ik(xyz)
+    assert issubclass(UnreachableError, LeptonError)
+
+
+def test_pick_place_rejects_bad_input(planner):
+    with pytest.raises(UnreachableError, match='4 finite'):
+        planner.plan_pick_place(planner.home, (0.0, 0.5, math.nan, 0.0), 'reject')
+    with pytest.raises(ValueError, match='unknown bin'):
+        planner.plan_pick_place(planner.home, (0.0, 0.5, 0.15, 0.0), 'trash')
+    with pytest.raises(UnreachableError, match='reach'):
+        planner.plan_pick_place(planner.home, (1.2, 0.5, 0.15, 0.0), 'reject')
+
+
+@pytest.mark.parametrize('q1', [np.array([1.0, 0.3, -0.5, -1.5, 0.4, 2.0, 0.0]),
+                                np.array([-2.0, -1.0, 1.0, -2.8, -1.0, 3.0, 2.0])])
+def test_joint_move_respects_limits(planner, q1):
+    traj = planner.joint_move(planner.home, q1)
+    v, a = traj.limit_ratios(planner.v_max, planner.a_max)
+    assert v <= 1.0 + 1e-6 and a <= 1.05
+    assert np.allclose(traj.positions[0], planner.home)
+    assert np.allclose(traj.positions[-1], q1)
+    assert np.allclose(traj.velocities[[0, -1]], 0.0)
+    with pytest.raises(UnreachableError, match='joint limits'):
+        planner.joint_move(planner.home, Q_MAX + 0.5)
+
+
+@pytest.mark.parametrize('bin_name', ['accept', 'reject', 'rework'])
+@pytest.mark.parametrize('speed', [0.0, 0.05, 0.1])
+def test_pick_place_meets_the_moving_part_within_limits(planner, bin_name, speed):
+    p0 = np.array([-0.1, 0.55, 0.15])
+    traj = planner.plan_pick_place(planner.home, (*p0, 0.3), bin_name,
+                                   belt_velocity=(speed, 0.0, 0.0))
+    v, a = traj.limit_ratios(V_MAX, A_MAX)
+    assert v <= 1.0 and a <= 1.0
+    marks = traj.marks
+    assert 0 < marks['contact'] < marks['grasp_check'] < marks['release'] <= marks['end']
+    on = [t for t, s in traj.suction if s]
+    off = [t for t, s in traj.suction if not s]
+    assert on and on[0] < marks['contact'] and off and off[0] == pytest.approx(marks['release'])
+    # the cup is on the part's top face when the part gets there
+    q, _ = traj.sample(marks['contact'])
+    cup, _ = planner.fk(q)
+    assert np.linalg.norm(cup - (p0 + [speed * marks['contact'], 0, 0])) < 0.004
+    # and above the bin when it lets go
+    q, _ = traj.sample(marks['release'])
+    cup, _ = planner.fk(q)
+    bx, by, _ = planner.bin_positions[bin_name]
+    assert abs(cup[0] - bx) < 0.02 and abs(cup[1] - by) < 0.02
+    assert cup[2] > planner.bin_size[2] + 0.1
+
+
+def test_plan_home_lifts_first(planner):
+    low = planner.ik((0.05, 0.5, 0.13))
+    traj = planner.plan_home(low)
+    assert np.allclose(traj.positions[-1], planner.home)
+    cups = np.array([planner.fk(q)[0] for q in traj.positions[::5]])
+    # it goes up before it moves sideways
+    first_far = np.argmax(np.linalg.norm(cups[:, :2] - cups[0, :2], axis=1) > 0.05)
+    assert cups[first_far, 2] > 0.2

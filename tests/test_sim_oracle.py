@@ -1,0 +1,69 @@
+"""Ground-truth oracle and run summary: sorts a small batch into the right bins."""
+
+import json
+
+from lepton_robot.cli import main
+from lepton_robot.errors import ConfigError
+from lepton_robot.sim.summary import bins_for_rules, expected_bin, percentiles
+import pytest
+
+SUMMARY_KEYS = {'parts_spawned', 'parts_inspected', 'parts_sorted', 'sorting_accuracy',
+                'escapes', 'false_rejects', 'pick_attempts', 'pick_successes', 'drops',
+                'confusion', 'throughput_ppm', 'sim_time_s', 'wall_time_s',
+                'real_time_factor', 'latency_ms', 'parts'}
+
+
+def test_rules_to_bins():
+    bins = bins_for_rules(None)
+    assert bins['ok'] == 'accept' and bins['crack'] == 'reject'
+    bins = bins_for_rules([{'defect': 'scratch', 'bin': 'rework'}])
+    assert bins['scratch'] == 'rework' and bins['stain'] == 'reject'
+    bins = bins_for_rules([{'defect': 'any', 'bin': 'rework'}])
+    assert all(bins[d] == 'rework' for d in ('scratch', 'crack', 'stain', 'chip'))
+    with pytest.raises(ConfigError, match='unknown bin'):
+        bins_for_rules([{'defect': 'scratch', 'bin': 'trash'}])
+    with pytest.raises(ConfigError, match='unknown defect'):
+        bins_for_rules([{'defect': 'dent', 'bin': 'reject'}])
+
+
+def test_uninspected_part_is_never_accepted():
+    bins = bins_for_rules(None)
+    assert expected_bin('ok', True, bins) == 'accept'
+    assert expected_bin('ok', False, bins) == 'reject'
+    assert expected_bin('chip', False, bins) == 'reject'
+
+
+def test_percentiles():
+    p = percentiles(list(range(1, 101)))
+    assert p['p50'] == pytest.approx(50.5) and p['p99'] == pytest.approx(99.01)
+    assert percentiles([])['n'] == 0
+
+
+@pytest.mark.slow
+def test_oracle_sorts_a_small_batch(tmp_path, capsys):
+    """
+    Run ``sim --oracle`` on a few parts and check the summary against ground truth.
+
+    Steps: run the CLI; every part must be inspected, picked and dropped in the bin its
+    true condition and the default rule give; the summary has the contract's keys.
+    """
+    out = tmp_path / 'summary.json'
+    assert main(['sim', '--oracle', '--parts', '4', '--seed', '3', '--summary',
+                 str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary['parts_spawned'] == 4 and summary['parts_sorted'] == 4
+    assert summary['sorting_accuracy'] == 1.0
+    assert summary['pick_successes'] == summary['pick_attempts'] == 4
+    assert summary['escapes'] == 0 and summary['false_rejects'] == 0 and summary['drops'] == 0
+    for part in summary['parts']:
+        want = 'accept' if part['condition'] == 'ok' else 'reject'
+        assert part['bin'] == part['expected_bin'] == want
+        assert part['inspected_frames'] > 0
+    assert summary['real_time_factor'] > 0 and summary['latency_ms']['capture']['n'] > 0
+    assert 'parts_sorted=4' in capsys.readouterr().out
+
+
+def test_graph_mode_not_here_is_a_clear_error(capsys):
+    assert main(['sim', '--parts', '1']) == 2
+    assert 'use --oracle' in capsys.readouterr().err
