@@ -18,7 +18,7 @@ needs_trt = pytest.mark.skipif(TRT_REASON is not None,
 
 @pytest.fixture(scope='module')
 def ort_cpu():
-    """The shipped model on ONNX Runtime's CPU provider."""
+    """Load the shipped model on ONNX Runtime's CPU provider."""
     if not SHIPPED_MODEL.is_file():
         pytest.skip(f'{SHIPPED_MODEL} not trained yet')
     backend = OnnxRuntimeBackend(str(SHIPPED_MODEL), providers=['CPUExecutionProvider'],
@@ -100,7 +100,7 @@ def test_unknown_backend_name():
 
 @needs_model
 def test_auto_picks_what_works_here():
-    """auto falls back to ONNX Runtime when native TensorRT cannot run."""
+    """Fall back to ONNX Runtime (backend auto) when native TensorRT cannot run."""
     backend = create_backend(str(SHIPPED_MODEL), 'auto')
     try:
         if TRT_REASON is None:
@@ -152,8 +152,8 @@ def test_engine_cache_key_changes_with_each_component(tmp_path):
     """The engine file changes with the model hash, TensorRT version, GPU or precision."""
     base = engine_cache_key('aa', '10.3.0', 'Orin', 'fp16')
     paths = {engine_cache_path(tmp_path, 'm.onnx', base)}
-    for change in [dict(model_sha256='bb'), dict(tensorrt='10.4.0'), dict(gpu='RTX 4090'),
-                   dict(precision='int8')]:
+    for change in [{'model_sha256': 'bb'}, {'tensorrt': '10.4.0'}, {'gpu': 'RTX 4090'},
+                   {'precision': 'int8'}]:
         paths.add(engine_cache_path(tmp_path, 'm.onnx', {**base, **change}))
     assert len(paths) == 5
     assert engine_cache_path(tmp_path, 'm.onnx', dict(base)) in paths

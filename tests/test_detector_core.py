@@ -87,7 +87,7 @@ def test_preprocess_layout_and_normalisation():
     assert np.allclose(x[0, 2], 0.0)             # B: (1 - 1) / 0.25
 
 
-GOOD = dict(height=4, width=5, encoding='bgr8', step=15)
+GOOD = {'height': 4, 'width': 5, 'encoding': 'bgr8', 'step': 15}
 
 
 def _data(n):
@@ -113,18 +113,18 @@ def test_supported_encodings_convert_to_bgr(encoding, channels):
 
 
 @pytest.mark.parametrize('fields,reason', [
-    (dict(height=0), 'empty'),
-    (dict(width=0, step=0), 'empty'),
-    (dict(encoding='mono8'), 'unsupported encoding'),
-    (dict(encoding='16UC1'), 'unsupported encoding'),
-    (dict(encoding='bgr16'), 'unsupported encoding'),
-    (dict(encoding='yuv422'), 'unsupported encoding'),
-    (dict(encoding=''), 'unsupported encoding'),
-    (dict(step=14), 'step'),
-    (dict(step=16), 'data size'),
-    (dict(height=5), 'data size'),
-    (dict(height=100000, width=100000, step=300000), 'too large'),
-    (dict(height=-3), 'empty'),
+    ({'height': 0}, 'empty'),
+    ({'width': 0, 'step': 0}, 'empty'),
+    ({'encoding': 'mono8'}, 'unsupported encoding'),
+    ({'encoding': '16UC1'}, 'unsupported encoding'),
+    ({'encoding': 'bgr16'}, 'unsupported encoding'),
+    ({'encoding': 'yuv422'}, 'unsupported encoding'),
+    ({'encoding': ''}, 'unsupported encoding'),
+    ({'step': 14}, 'step'),
+    ({'step': 16}, 'data size'),
+    ({'height': 5}, 'data size'),
+    ({'height': 100000, 'width': 100000, 'step': 300000}, 'too large'),
+    ({'height': -3}, 'empty'),
 ])
 def test_malformed_images_raise_image_error(fields, reason):
     """Every malformed frame raises ImageError naming the problem."""
@@ -151,7 +151,7 @@ def test_tracker_keeps_ids_while_parts_move():
 
 
 def test_iou_and_matching():
-    """IoU is symmetric and greedy matching pairs each box once, best first."""
+    """Check IoU values and that greedy matching pairs each box once, best first."""
     assert iou([0, 0, 10, 10], [5, 0, 10, 10]) == pytest.approx(50 / 150)
     assert iou([0, 0, 10, 10], [20, 20, 5, 5]) == 0.0
     m = match_boxes([[0, 0, 10, 10], [50, 50, 10, 10]],

@@ -15,19 +15,18 @@ import time
 
 from conftest import REPO_ROOT, ros_env
 from detector_helpers import needs_model, render_dataset
+from diagnostic_msgs.msg import DiagnosticArray
 from lepton_robot.detector.dataset import read_image, read_labels
 from lepton_robot.interfaces import loads, SCHEMA_INSPECTION
+from lepton_robot.ros.qos import LATCHED, SENSOR
 import numpy as np
 import pytest
-
-rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from lepton_robot.ros.qos import LATCHED, SENSOR  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-from visualization_msgs.msg import MarkerArray  # noqa: E402
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
 pytestmark = [pytest.mark.ros, needs_model]
 
@@ -77,7 +76,7 @@ MALFORMED = [
 
 @pytest.fixture(scope='module')
 def frames(tmp_path_factory):
-    """A few real sim frames with their labels."""
+    """Render a few real sim frames with their labels."""
     out = render_dataset(tmp_path_factory.mktemp('node') / 'sim', 6, seed=31337)
     return [(read_image(str(f.path)), f.parts) for f in read_labels(str(out))]
 
@@ -134,7 +133,7 @@ class Harness:
 
 @pytest.fixture
 def harness():
-    """An in-process node with a small max_image_pixels (the 'huge' frames exceed it)."""
+    """Start an in-process node with a small max_image_pixels ('huge' frames exceed it)."""
     h = Harness()
     try:
         yield h

@@ -105,9 +105,9 @@ def test_bad_arrays_raise_image_error(bad):
         check_image(bad)
 
 
-@pytest.mark.parametrize('kwargs', [dict(downscale=0), dict(background_kernel=4),
-                                    dict(diff_threshold=0), dict(roi=(0, 0, 0, 5)),
-                                    dict(split_fraction=1.5), dict(min_area=0)])
+@pytest.mark.parametrize('kwargs', [{'downscale': 0}, {'background_kernel': 4},
+                                    {'diff_threshold': 0}, {'roi': (0, 0, 0, 5)},
+                                    {'split_fraction': 1.5}, {'min_area': 0}])
 def test_bad_config_fails_fast(kwargs):
     """Invalid segmentation parameters raise ConfigError at construction."""
     with pytest.raises(ConfigError):

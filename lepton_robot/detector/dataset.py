@@ -121,10 +121,14 @@ class CropSet:
 
     def save(self, path: str) -> None:
         """Write the set as a compressed ``.npz``."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, crops=self.crops, condition=self.condition, color=self.color,
-                            shape=self.shape, areas=self.areas,
-                            stats=json.dumps(self.stats))
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + '.tmp')
+        with open(tmp, 'wb') as f:   # written whole, then renamed: never a half file
+            np.savez_compressed(f, crops=self.crops, condition=self.condition,
+                                color=self.color, shape=self.shape, areas=self.areas,
+                                stats=json.dumps(self.stats))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str) -> 'CropSet':

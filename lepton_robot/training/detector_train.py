@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     input_size = args.input_size or crop_px
     print(f'[2/5] crops: crop_px={crop_px} input={input_size} '
           f'segmentation={seg_config.to_json()}', flush=True)
-    train = ds.build_crops(train_frames, seg_config, crop_px, input_size, progress=True)
-    val = ds.build_crops(val_frames, seg_config, crop_px, input_size, progress=True)
+    train = _cached_crops(train_dir, train_frames, seg_config, crop_px, input_size)
+    val = _cached_crops(val_dir, val_frames, seg_config, crop_px, input_size)
     print(f'      train {train.stats}  val {val.stats}', flush=True)
     report = train_and_export(train, val, seg_config, crop_px, input_size, out, args)
     report['data'] = {'train': str(train_dir), 'val': str(val_dir),
@@ -92,6 +92,22 @@ def run(args: argparse.Namespace) -> int:
     report_path.write_text(json.dumps(report, indent=2))
     print(f'[5/5] done in {report["wall_time_s"]:.0f} s; report {report_path}', flush=True)
     return 0
+
+
+def _cached_crops(directory: Path, frames, seg_config, crop_px: int, input_size: int):
+    """Cut the crops of a dataset once; reuse them while frames and settings are the same."""
+    import hashlib
+
+    from lepton_robot.detector import dataset as ds
+    key = hashlib.sha256(json.dumps([seg_config.to_json(), crop_px, input_size, len(frames),
+                                     ds.CropSet.__doc__]).encode()).hexdigest()[:12]
+    cache = Path(directory) / f'crops-{key}.npz'
+    if cache.is_file():
+        print(f'      reusing {cache}', flush=True)
+        return ds.CropSet.load(str(cache))
+    crops = ds.build_crops(frames, seg_config, crop_px, input_size, progress=True)
+    crops.save(str(cache))
+    return crops
 
 
 def calibrate_segmentation(frames, sample: int = 150):
@@ -126,23 +142,43 @@ def calibrate_segmentation(frames, sample: int = 150):
 
 
 def _augment(x, rng_torch):
-    """Augment a batch of normalised N x 3 x S x S crops in place-free torch ops."""
+    """
+    Augment a batch of RGB crops in pixel space (float 0..1, N x 3 x S x S).
+
+    Geometry: 90-degree rotations, flips, shifts of a few pixels (the blob centre is not
+    exactly the part centre). Photometry, applied to the whole crop (part and belt alike,
+    so the belt stays a white reference): brightness, colour temperature (red/blue
+    balance), a soft lighting gradient, contrast and sensor noise.
+    """
     import torch
-    n = x.shape[0]
+    n, _, h, w = x.shape
     k = int(torch.randint(0, 4, (1,), generator=rng_torch))
     x = torch.rot90(x, k, dims=(2, 3))
     if bool(torch.rand(1, generator=rng_torch) < 0.5):
         x = torch.flip(x, dims=(3,))
-    # Brightness / contrast (per sample) and a little per-channel gain: lighting varies.
-    gain = 1.0 + 0.25 * (torch.rand(n, 1, 1, 1, generator=rng_torch) - 0.5)
-    bias = 0.3 * (torch.rand(n, 1, 1, 1, generator=rng_torch) - 0.5)
-    chan = 1.0 + 0.06 * (torch.rand(n, 3, 1, 1, generator=rng_torch) - 0.5)
-    x = x * gain * chan + bias
-    x = x + 0.04 * torch.randn(x.shape, generator=rng_torch)
-    # Small shifts (the blob centre is not exactly the part centre).
     dx, dy = (int(v) for v in torch.randint(-3, 4, (2,), generator=rng_torch))
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-    return x
+
+    def uniform(lo, hi, *shape):
+        return lo + (hi - lo) * torch.rand(*shape, generator=rng_torch)
+    gain = uniform(0.65, 1.35, n, 1, 1, 1)
+    temp = uniform(-0.18, 0.18, n, 1, 1, 1)
+    chan = torch.cat([1 + temp, 1 + uniform(-0.04, 0.04, n, 1, 1, 1), 1 - temp], dim=1)
+    ramp_x = torch.linspace(-0.5, 0.5, w).view(1, 1, 1, w)
+    ramp_y = torch.linspace(-0.5, 0.5, h).view(1, 1, h, 1)
+    grad = 1 + uniform(-0.15, 0.15, n, 1, 1, 1) * ramp_x + uniform(-0.15, 0.15, n, 1, 1, 1) \
+        * ramp_y
+    x = x * gain * chan * grad
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * uniform(0.85, 1.15, n, 1, 1, 1) + mean
+    x = x + uniform(0.0, 4.0 / 255, n, 1, 1, 1) * torch.randn(x.shape, generator=rng_torch)
+    return x.clamp(0.0, 1.0)
+
+
+def _pixels(crops: np.ndarray):
+    """Return BGR uint8 N x S x S x 3 crops as an RGB uint8 N x 3 x S x S tensor."""
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2)))
 
 
 def _to_tensor(crops: np.ndarray, meta) -> Any:
@@ -228,12 +264,14 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
     mean, std = _channel_stats(train.crops)
     meta = ModelMetadata(version=datetime.date.today().isoformat(), input_size=input_size,
                          crop_px=crop_px, mean=mean, std=std, segmentation=seg_config)
-    x_train, x_val = _to_tensor(train.crops, meta), _to_tensor(val.crops, meta)
+    x_train_px, x_val = _pixels(train.crops), _to_tensor(val.crops, meta)
+    norm_mean = torch.tensor(meta.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    norm_std = torch.tensor(meta.std, dtype=torch.float32).view(1, 3, 1, 1)
     y_train = [torch.from_numpy(a) for a in (train.condition, train.color, train.shape)]
     widths = [int(w) for w in args.widths.split(',')]
     model = PartNet(widths)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    steps_per_epoch = max(1, math.ceil(len(x_train) / args.batch_size))
+    steps_per_epoch = max(1, math.ceil(len(x_train_px) / args.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
                                                 total_steps=args.epochs * steps_per_epoch)
     # Defects are the minority and escapes cost most: weight them up a little.
@@ -241,20 +279,20 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
     cond_w = torch.tensor((cond_counts.sum() / np.maximum(cond_counts, 1)) ** 0.5,
                           dtype=torch.float32)
     cond_w = cond_w / cond_w.mean()
-    print(f'[3/5] training PartNet{tuple(widths)} on {len(x_train)} crops '
+    print(f'[3/5] training PartNet{tuple(widths)} on {len(x_train_px)} crops '
           f'({args.epochs} epochs, {args.threads} threads); condition counts '
           f'{dict(zip(CONDITIONS, cond_counts.astype(int).tolist()))}', flush=True)
     best, best_state, history = -1.0, None, []
     deadline = time.time() + args.max_minutes * 60.0
     for epoch in range(args.epochs):
         model.train()
-        perm = torch.randperm(len(x_train), generator=gen)
+        perm = torch.randperm(len(x_train_px), generator=gen)
         bar = tqdm(range(steps_per_epoch), desc=f'epoch {epoch + 1}/{args.epochs}',
                    unit='batch')
         total = 0.0
         for step in bar:
             idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
-            xb = _augment(x_train[idx], gen)
+            xb = (_augment(x_train_px[idx].float() / 255.0, gen) - norm_mean) / norm_std
             c, col, s = model(xb)
             loss = (torch.nn.functional.cross_entropy(c, y_train[0][idx], weight=cond_w,
                                                       label_smoothing=0.02)
@@ -294,7 +332,8 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
                 'metadata': meta.to_props()}, out.with_suffix('.pt'))
     export_onnx(model, meta, out)
     report['parity'] = check_parity(model, out, x_val[:512])
-    calib = x_train[torch.randperm(len(x_train), generator=gen)[:512]].numpy()
+    calib_idx = torch.randperm(len(x_train_px), generator=gen)[:512].numpy()
+    calib = _to_tensor(train.crops[np.sort(calib_idx)], meta).numpy()
     variants = quantize_variants(out, calib)
     report['variants'] = {}
     for name, path in {'fp32': out, **variants}.items():

@@ -1,0 +1,97 @@
+"""Tests of ``lepton-robot inspect`` and ``lepton-robot evaluate`` (and export's errors)."""
+
+import json
+
+from detector_helpers import needs_model, render_dataset
+from lepton_robot.cli import main
+from lepton_robot.detector.backends import tensorrt_available
+from lepton_robot.interfaces import CONDITIONS, validate_inspection
+import pytest
+
+pytestmark = needs_model
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    """Render a small held-out set of frames (a seed never used in training)."""
+    return render_dataset(tmp_path_factory.mktemp('cli') / 'sim', 8, seed=424242)
+
+
+def test_inspect_json_one_object_per_image(dataset, capsys):
+    """--json prints one object per image whose parts follow lepton.inspection/1."""
+    images = [str(dataset / f'{i:06d}.png') for i in range(3)]
+    assert main(['inspect', '--json', '--camera', str(dataset / 'camera.json'), *images]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3
+    for line, path in zip(lines, images):
+        obj = json.loads(line)
+        assert obj['image'] == path
+        validate_inspection({'schema': 'lepton.inspection/1', 'stamp': 0.0,
+                             'parts': obj['parts']})
+        for part in obj['parts']:
+            assert part['label'] in CONDITIONS and len(part['position']) == 3
+
+
+def test_inspect_reports_unreadable_images_and_goes_on(dataset, tmp_path, capsys):
+    """A missing or corrupt image gives an error line; the others are still inspected."""
+    corrupt = tmp_path / 'corrupt.png'
+    corrupt.write_bytes(b'\x89PNG not really')
+    good = str(dataset / '000000.png')
+    rc = main(['inspect', '--json', str(tmp_path / 'missing.png'), str(corrupt), good])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert [json.loads(line)['image'] for line in captured.out.strip().splitlines()] == [good]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2
+    assert 'missing.png' in errors[0] and 'corrupt.png' in errors[1]
+
+
+def test_inspect_text_output(dataset, capsys):
+    """Plain output names each part's label, colour and shape."""
+    assert main(['inspect', str(dataset / '000001.png')]) == 0
+    out = capsys.readouterr().out
+    assert 'part(s)' in out and 'onnxruntime' in out
+
+
+def test_evaluate_json_and_report(dataset, tmp_path, capsys):
+    """
+    Check that evaluate --json gives the contract keys; --out writes the report files.
+
+    Steps: evaluate the small dataset with a report directory; check keys, counts and
+    that the PNGs and report.json exist and are not empty.
+    """
+    out_dir = tmp_path / 'report'
+    assert main(['evaluate', str(dataset), '--json', '--out', str(out_dir)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ('accuracy', 'per_class', 'confusion', 'escapes', 'false_rejects', 'n_parts'):
+        assert key in summary
+    assert summary['n_parts'] >= 8
+    assert 0.0 <= summary['accuracy'] <= 1.0
+    assert set(summary['per_class']) == set(CONDITIONS)
+    assert sum(sum(row.values()) for row in summary['confusion'].values()) \
+        == summary['n_scored']
+    for name in ('report.json', 'confusion.png', 'pr_curves.png', 'latency.png'):
+        assert (out_dir / name).stat().st_size > 100
+    assert json.loads((out_dir / 'report.json').read_text())['n_parts'] == summary['n_parts']
+
+
+def test_evaluate_rejects_a_non_dataset(tmp_path, capsys):
+    """Exit 2 from evaluate on a directory without labels, with a clear message."""
+    assert main(['evaluate', str(tmp_path)]) == 2
+    assert 'labels.jsonl missing' in capsys.readouterr().err
+
+
+@pytest.mark.skipif(tensorrt_available() is None, reason='TensorRT is present here')
+def test_export_engine_without_tensorrt_is_a_clear_error(capsys):
+    """Exit 2 from export --engine without TensorRT, saying why (before any work)."""
+    assert main(['export', '--engine-only']) == 2
+    assert 'TensorRT' in capsys.readouterr().err
+
+
+def test_export_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    """Exit 2 from export with a missing checkpoint, naming it."""
+    pytest.importorskip('torch')
+    rc = main(['export', '--checkpoint', str(tmp_path / 'none.pt'),
+               '--model', str(tmp_path / 'm.onnx')])
+    assert rc == 2
+    assert 'none.pt' in capsys.readouterr().err

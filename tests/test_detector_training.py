@@ -1,0 +1,60 @@
+"""Smoke test of ``lepton-robot train detector``: train, export, parity, INT8/FP16 variants."""
+
+import json
+
+import detector_synth as synth
+from lepton_robot.cli import main
+from lepton_robot.detector.backends import OnnxRuntimeBackend
+from lepton_robot.detector.metadata import read_onnx_metadata
+from lepton_robot.training.detector_train import tune_ok_threshold
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch', reason='PyTorch (train extra) not installed')
+
+
+@pytest.mark.slow
+def test_train_export_quantise_pipeline(tmp_path, capsys):
+    """
+    Run the whole trainer for one epoch on a tiny synthetic dataset.
+
+    Steps: write train/val sets in the datagen layout (so no rendering is needed), train
+    one epoch, then check the ONNX file carries its metadata, ONNX Runtime loads it, the
+    INT8 (and FP16) variants exist and the report holds parity and per-variant accuracy.
+    (The shipped model is trained on sim renders; this only exercises the pipeline.)
+    """
+    data = tmp_path / 'data'
+    synth.write_dataset(data / 'train_s1', 60, seed=1)
+    synth.write_dataset(data / 'val_s2', 20, seed=2)
+    out = tmp_path / 'model' / 'det.onnx'
+    rc = main(['train', 'detector', '--data', str(data), '--train-seed', '1', '--val-seed',
+               '2', '--train-count', '60', '--val-count', '20', '--epochs', '1',
+               '--batch-size', '32', '--widths', '8,8,16,16', '--out', str(out)])
+    assert rc == 0
+    props = read_onnx_metadata(str(out))
+    assert props['lepton.model'] == 'defect_detector'
+    assert json.loads(props['segmentation'])['max_part_area'] > 0
+    backend = OnnxRuntimeBackend(str(out), providers=['CPUExecutionProvider']).load()
+    assert backend.metadata.input_size == 64
+    report = json.loads(out.with_suffix('.train.json').read_text())
+    assert report['parity']['labels_equal'] and report['parity']['max_abs_diff'] < 1e-4
+    assert {'fp32', 'int8'} <= set(report['variants'])
+    for variant in report['variants'].values():
+        assert 0.0 <= variant['condition_accuracy'] <= 1.0
+    assert (tmp_path / 'model' / 'det_int8.onnx').is_file()
+    assert out.with_suffix('.pt').is_file()
+
+
+@pytest.mark.parametrize('p_ok,is_ok,want', [
+    ([0.9, 0.8, 0.1, 0.2], [True, True, False, False], 0.5),      # separable at 0.5
+    ([0.9, 0.8, 0.6, 0.2], [True, True, False, False], None),     # a defect above 0.5
+    ([0.9, 0.55, 0.6, 0.2], [True, True, False, False], None),    # ok below the defect
+])
+def test_tuned_threshold_leaves_no_validation_escape(p_ok, is_ok, want):
+    """The tuned ok threshold is above every defective part's p(ok) (no escapes)."""
+    p_ok, is_ok = np.asarray(p_ok), np.asarray(is_ok)
+    threshold = tune_ok_threshold(p_ok, is_ok)
+    assert threshold > p_ok[~is_ok].max()
+    if want is not None:
+        assert threshold == want
+    assert threshold <= 0.98
