@@ -130,16 +130,19 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
                   'rate_hz': 50.0}),
     ]
     if detector == 'onnx':
-        if not module_available('lepton_robot.nodes.defect_detector_node'):
-            raise ConfigError('defect_detector_node is not installed; use --detector truth '
-                              'to test the graph with ground-truth inspections')
+        if not module_available('lepton_robot.nodes.defect_detector_node') or not (
+                model or (paths.models_dir() / 'defect_detector.onnx').is_file()):
+            raise ConfigError('the defect detector (node or models/defect_detector.onnx) is '
+                              'not installed; use --detector truth to run the graph with '
+                              'ground-truth inspections')
         det = {k: v for k, v in (('model', model), ('backend', backend)) if v}
         nodes.append(NodeSpec('defect_detector', 'lepton_robot.nodes.defect_detector_node',
                               'DefectDetectorNode', 'defect_detector_node',
                               'defect_detector.yaml', det))
     if parser:
-        if not module_available('lepton_robot.nodes.command_parser_node'):
-            raise ConfigError('command_parser_node is not installed (needed for --say)')
+        if not parser_available():
+            raise ConfigError('command_parser_node or models/command_parser.onnx is not '
+                              'installed (needed for --say)')
         nodes.append(NodeSpec('command_parser', 'lepton_robot.nodes.command_parser_node',
                               'CommandParserNode', 'command_parser_node',
                               'command_parser.yaml', {}))
@@ -148,6 +151,12 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
         if spec.config and not (paths.config_dir() / spec.config).is_file():
             spec.config = None
     return nodes
+
+
+def parser_available() -> bool:
+    """Return True when command_parser_node and its model are installed."""
+    return module_available('lepton_robot.nodes.command_parser_node') and \
+        (paths.models_dir() / 'command_parser.onnx').is_file()
 
 
 def _fqn(namespace: str, name: str) -> str:
@@ -517,8 +526,8 @@ def run_graph_command(args) -> Dict[str, Any]:
                       db_path=str(Path(args.db).resolve()) if args.db else '',
                       scenario=args.scenario, max_rtf=args.max_rtf,
                       camera_rate_hz=args.camera_rate, model=args.model,
-                      backend=args.backend, parser=bool(say) or module_available(
-                          'lepton_robot.nodes.command_parser_node'), extra=extra)
+                      backend=args.backend, parser=bool(say) or parser_available(),
+                      extra=extra)
     timeout = args.timeout or 60.0 + 20.0 * args.parts
     print(f'lepton-robot sim: {len(specs)} nodes ({", ".join(s.name for s in specs)}), '
           f'{"one process" if args.composed else "one process each"}, '

@@ -18,11 +18,10 @@ import time
 from conftest import ros_env
 from graph_harness import Probe, wait_until
 from lepton_robot import paths
-from lepton_robot.launcher import Graph, module_available, run_sim, sim_graph
+from lepton_robot.launcher import Graph, module_available, parser_available, run_sim, sim_graph
 import pytest
 
-HAVE_PARSER = module_available('lepton_robot.nodes.command_parser_node') and \
-    (paths.models_dir() / 'command_parser.onnx').is_file()
+HAVE_PARSER = parser_available()
 HAVE_DETECTOR = module_available('lepton_robot.nodes.defect_detector_node') and \
     (paths.models_dir() / 'defect_detector.onnx').is_file()
 FAST_ARM = {'manipulation_controller': {'speed_scale': 0.9, 'accel_scale': 0.6}}
