@@ -119,7 +119,7 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
                  {'parts': int(parts), 'seed': int(seed), 'gui': bool(gui),
                   'scenario': scenario, 'summary_path': summary_path,
                   'max_rtf': float(max_rtf), 'camera_rate_hz': float(camera_rate_hz),
-                  'clock_rate_hz': 50.0,
+                  'clock_rate_hz': 50.0, 'db_path': db_path,
                   'truth_inspection': detector == 'truth'}, sim_time=False),
         NodeSpec('supervisor', 'lepton_robot.nodes.supervisor_node', 'SupervisorNode',
                  'supervisor_node', 'supervisor.yaml', {'db_path': db_path}),

@@ -19,6 +19,7 @@ from conftest import ros_env
 from graph_harness import Probe, wait_until
 from lepton_robot import paths
 from lepton_robot.launcher import Graph, module_available, parser_available, run_sim, sim_graph
+from lepton_robot.traceability import report
 import pytest
 
 HAVE_PARSER = parser_available()
@@ -53,7 +54,8 @@ def test_seeded_run_puts_every_part_in_its_bin(tmp_path):
     domain; wait for the bridge's ground-truth summary; check every part's final place
     against the expected bin, escapes and that every shutdown left no process behind.
     """
-    specs = _specs(20, seed=11)
+    db = tmp_path / 'trace.db'
+    specs = _specs(20, seed=11, db_path=str(db))
     summary, graph, _ = run_sim(specs, timeout_s=420, run_dir=tmp_path / 'run', echo=False)
     assert summary is not None, graph.log_tail('sim_bridge', 40)
     _assert_sorted(summary, 20)
@@ -63,6 +65,10 @@ def test_seeded_run_puts_every_part_in_its_bin(tmp_path):
         assert proc.poll() is not None
         with pytest.raises(ProcessLookupError):
             os.killpg(proc.pid, 0)
+    # the traceability database has every decision, pick and the ground truth
+    rep = report(db)
+    assert rep['picks']['ok'] == 20 and sum(rep['decisions'].values()) >= 20
+    assert rep['ground_truth']['parts'] == 20 and rep['ground_truth']['escapes'] == 0
 
 
 @pytest.mark.slow

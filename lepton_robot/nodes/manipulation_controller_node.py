@@ -426,6 +426,7 @@ class ManipulationControllerNode(Node):
                     return
                 if now >= job['t_end']:
                     self._finish(True, None)
+        self._publish_active()     # also 'idle' between picks: the belt guard acts then
         if self.job is not None or self.halted or self.q is None:
             return
         if self.pending_home:

@@ -98,6 +98,7 @@ class SimBridgeNode(Node):
              ro),
             ('settle_s', 2.0, 'sim seconds to run on after the last part left the belt', ro),
             ('summary_path', '', 'write the run summary JSON here', ro),
+            ('db_path', '', 'traceability database: add where each part really ended', ro),
             ('truth_inspection', False,
              'TEST DOUBLE: publish inspection/parts from ground truth (a perfect detector) '
              'instead of running defect_detector_node; for testing the graph only', ro),
@@ -476,6 +477,8 @@ class SimBridgeNode(Node):
                    'pick_failures': sorted({str(r.get('error')) for r in results
                                             if not r['ok']})})
         self.summary = summary
+        if self.p['db_path']:
+            self._write_ground_truth(summary)
         if self.p['summary_path']:
             with open(self.p['summary_path'], 'w', encoding='utf-8') as fh:
                 json.dump(summary, fh, indent=2)
@@ -483,6 +486,17 @@ class SimBridgeNode(Node):
         self.get_logger().info(f'run finished: {summary.get("parts_sorted")} sorted, '
                                f'{summary.get("escapes")} escapes, '
                                f'{summary.get("sim_time_s")} s sim')
+
+    def _write_ground_truth(self, summary: dict) -> None:
+        from lepton_robot.traceability import TraceError, TraceWriter
+        try:
+            writer = TraceWriter(self.p['db_path'], run=f'sim-seed{self.p["seed"]}')
+            for part in summary.get('parts', []):
+                writer.ground_truth(part['id'], part['condition'], part['bin'],
+                                    part.get('expected_bin'), part.get('predicted'))
+            writer.close()
+        except TraceError as exc:
+            self.get_logger().error(f'cannot write ground truth: {exc}')
 
     def close(self) -> None:
         """Stop the sim thread and close the cell."""
