@@ -150,7 +150,8 @@ def report(path: Union[str, Path], run: Optional[str] = None) -> Dict[str, Any]:
 
     :param path: the database file.
     :param run: only this run (default: every run in the file).
-    :return: ``{"runs", "parts", "decisions": {bin: n}, "picks": {"ok", "failed"},
+    :return: ``{"runs", "parts", "decisions": {bin: n} (each part's last decision),
+        "picks": {"ok", "failed"},
         "defect_rate", "per_class": {label: n}, "ground_truth": null | {"parts",
         "escapes", "false_rejects", "sorting_accuracy"}}``.
     :raises TraceError: when the file is missing or not a trace database.
@@ -163,11 +164,13 @@ def report(path: Union[str, Path], run: Optional[str] = None) -> Dict[str, Any]:
                                 'SELECT DISTINCT run FROM inspections ORDER BY 1')]
         parts = q(f'SELECT count(DISTINCT run || ":" || part_id) FROM inspections {where}',
                   args).fetchone()[0]
+        # one row per part: its last decision (a retried pick decides again)
+        final = (f'SELECT * FROM decisions WHERE id IN (SELECT max(id) FROM decisions '
+                 f'{where} GROUP BY run, part_id)')
         bins = {r['bin']: r['n'] for r in q(
-            f'SELECT bin, count(*) AS n FROM decisions {where} GROUP BY bin', args)}
+            f'SELECT bin, count(*) AS n FROM ({final}) GROUP BY bin', args)}
         per_class = {r['condition']: r['n'] for r in q(
-            f'SELECT condition, count(*) AS n FROM decisions {where} GROUP BY condition',
-            args)}
+            f'SELECT condition, count(*) AS n FROM ({final}) GROUP BY condition', args)}
         picks = {r['ok']: r['n'] for r in q(
             f'SELECT ok, count(*) AS n FROM pick_results {where} GROUP BY ok', args)}
         decided = sum(per_class.values())
