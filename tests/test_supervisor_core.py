@@ -193,6 +193,23 @@ def test_one_decision_per_part_with_default_rules():
     validate_cell_state(sup.cell_state())
 
 
+@pytest.mark.parametrize('labels, expected', [
+    (['ok', 'ok', 'stain'], 'ok'),
+    (['ok', 'stain', 'stain'], 'stain'),
+    (['ok', 'chip'], 'chip'),          # a tie: the defect wins
+])
+def test_label_vote_over_views(labels, expected):
+    """The decision follows the detector's labels voted over the views."""
+    sup = _sup(min_views=len(labels))
+    decisions = []
+    for i, label in enumerate(labels):
+        score = 0.6
+        decisions += sup.on_inspection(_inspection(0.1 * i, [_part(0.1, label=label,
+                                                                   score=score)]),
+                                       0.1 * i).decisions
+    assert len(decisions) == 1 and decisions[0]['condition'] == expected
+
+
 def test_sort_rule_changes_bin():
     """A sort intent sends scratched parts to rework."""
     sup = _sup()
@@ -296,8 +313,8 @@ def test_set_speed(slots, expected):
 
 
 def test_set_sensitivity_changes_classification():
-    """A stricter sensitivity flags a borderline part."""
-    sup = _sup()
+    """With reclassify, a stricter sensitivity flags a borderline part."""
+    sup = _sup(reclassify=True)
     sup.on_intent(_intent('set_sensitivity', value=90), 0.0)
     decisions = _feed(sup, 0.0, 1.0, lambda t: [_part(0.1, label='ok', score=0.8)])
     assert decisions[0]['bin'] == 'reject'

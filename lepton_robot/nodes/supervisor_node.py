@@ -55,6 +55,8 @@ class SupervisorNode(Node):
              dict(integer_range=[IntegerRange(from_value=1, to_value=10, step=1)], **ro)),
             ('tick_hz', 20.0, 'rate of the periodic checks (Hz, node clock)',
              dict(floating_point_range=_float_range(1.0, 200.0), **ro)),
+            ('reclassify', False, 'decide the class from the mean probabilities and the '
+             'sensitivity instead of the detector labels', ro),
             ('db_path', '', 'SQLite traceability database; empty = none', ro),
             ('run_label', '', 'label of this run in the database (default: start time)', ro),
         ]
@@ -71,7 +73,8 @@ class SupervisorNode(Node):
             lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
             guard_hard_x=p['guard_hard_x'],
-            belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts']))
+            belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts'],
+            reclassify=p['reclassify']))
         self.trace = None
         if p['db_path']:
             from lepton_robot.traceability import TraceWriter

@@ -9,10 +9,12 @@ methods with the sim (or wall) time; every method returns an ``Outputs`` to publ
 
 Decision policy (one decision per tracked part, ``part_id`` = track id):
 
-- A track is decided once it has ``min_views`` views. Its class: a part is flagged
-  defective when the mean probability of all defects exceeds ``1 - sensitivity / 100``
-  (sensitivity 50 = argmax-like, 80 = flag at 20 % defect probability); the label is then
-  the most probable defect, otherwise ``ok``. The bin comes from ``RuleBook``.
+- A track is decided once it has ``min_views`` views. Its class is the detector's label
+  voted over the views (``Track.label``; the detector applies the sensitivity, which it
+  takes from ``cell/state``). With ``reclassify`` the supervisor decides from the mean
+  probabilities instead: defective when the mean probability of all defects exceeds
+  ``1 - sensitivity / 100``, then the most probable defect. The bin comes from
+  ``RuleBook``.
 - Fail-safe: a track that leaves the view (not seen for ``lost_after_s``) with fewer than
   ``min_views`` views was not reliably inspected: it goes to ``reject`` ("pick_place",
   reason says why) and never to ``accept``. A part the camera never saw has no track; the
@@ -59,6 +61,7 @@ class SupervisorConfig:
     guard_hard_x: float = 0.30
     belt_end_x: float = 0.40
     max_attempts: int = 3
+    reclassify: bool = False
 
 
 @dataclass
@@ -294,7 +297,8 @@ class Supervisor:
             reason = (f'fail-safe: only {track.n_views} view(s) before leaving the camera '
                       f'→ reject')
         else:
-            condition = classify(probs, self.sensitivity)
+            condition = classify(probs, self.sensitivity) if self.config.reclassify \
+                else (track.label or classify(probs, self.sensitivity))
             bin_name, rule, default = self.rules.resolve(condition, track.color, track.shape)
             score = probs.get(condition, 0.0)
             reason = (f'{condition} {score:.2f} → '

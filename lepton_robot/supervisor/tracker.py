@@ -100,6 +100,7 @@ class Track:
     last_seen: float
     n_views: int = 0
     prob_sum: Dict[str, float] = field(default_factory=lambda: dict.fromkeys(CONDITIONS, 0.0))
+    labels: Dict[str, int] = field(default_factory=dict)
     colors: Dict[str, int] = field(default_factory=dict)
     shapes: Dict[str, int] = field(default_factory=dict)
     detector_ids: List[int] = field(default_factory=list)
@@ -121,6 +122,19 @@ class Track:
         return {c: p / n for c, p in self.prob_sum.items()}
 
     @property
+    def label(self) -> Optional[str]:
+        """
+        Return the detector's label voted over the views.
+
+        Most views win; on a tie a defect beats ``ok`` (an escape costs more than a false
+        reject), then the higher mean probability.
+        """
+        if not self.labels:
+            return None
+        probs = self.probs
+        return max(self.labels, key=lambda c: (self.labels[c], c != 'ok', probs.get(c, 0.0)))
+
+    @property
     def color(self) -> Optional[str]:
         """Return the most voted color, or None."""
         return max(self.colors, key=self.colors.get) if self.colors else None
@@ -134,6 +148,7 @@ class Track:
         """Forget the accumulated classification (re-inspection)."""
         self.n_views = 0
         self.prob_sum = dict.fromkeys(CONDITIONS, 0.0)
+        self.labels = {}
 
 
 def _probs_of(part: Mapping) -> Dict[str, float]:
@@ -209,6 +224,7 @@ class PartTracker:
             track.n_views += 1
             for c, p in _probs_of(part).items():
                 track.prob_sum[c] += p
+            track.labels[part['label']] = track.labels.get(part['label'], 0) + 1
             for key, votes in (('color', track.colors), ('shape', track.shapes)):
                 if part.get(key):
                     votes[part[key]] = votes.get(part[key], 0) + 1
