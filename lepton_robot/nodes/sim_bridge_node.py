@@ -139,7 +139,7 @@ class SimBridgeNode(Node):
         self.decision_of_part: Dict[int, dict] = {}
         self.rules: List[dict] = []
         self.latency: Dict[str, List[float]] = {'capture': [], 'inference': [],
-                                                'planning': [], 'decision': []}
+                                                'planning': [], 'inspection_roundtrip': []}
         self._frame_wall: Dict[float, float] = {}
         self.summary: Optional[dict] = None
         self.late_trajectories = 0
@@ -202,7 +202,7 @@ class SimBridgeNode(Node):
             self.latency['inference'].append(float(lat['infer']))
         wall = self._frame_wall.pop(round(stamp, 6), None)
         if wall is not None:
-            self.latency['decision'].append(1e3 * (time.monotonic() - wall))
+            self.latency['inspection_roundtrip'].append(1e3 * (time.monotonic() - wall))
         self._inspected_stamp = max(self._inspected_stamp, stamp)
         self._detector_alive = True
         self._inspection_event.set()
