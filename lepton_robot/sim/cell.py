@@ -628,10 +628,3 @@ class WorkCell:
     def __exit__(self, *exc) -> None:
         """Close the cell."""
         self.close()
-
-    def __del__(self):
-        """Close the client if the owner forgot."""
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: pybullet may be gone
-            pass
