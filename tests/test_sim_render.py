@@ -2,6 +2,7 @@
 
 import hashlib
 
+from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import DEFECTS, SHAPES
 from lepton_robot.sim.cell import WorkCell
 import numpy as np
@@ -149,3 +150,16 @@ def test_feeder_spawns_the_requested_number_of_parts():
         assert len({(p.shape, p.color, p.condition, p.position) for p in parts}) == 3
     finally:
         cell.close()
+
+
+def test_gui_without_display_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    monkeypatch.setattr('sys.platform', 'linux')
+    with pytest.raises(ConfigError, match='needs a display'):
+        WorkCell(seed=0, gui=True)
+
+
+def test_bad_seed_is_a_clear_error():
+    with pytest.raises(ConfigError, match='seed'):
+        WorkCell(seed=-1, with_arm=False)

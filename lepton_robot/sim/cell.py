@@ -12,6 +12,8 @@ uses PyBullet's own renderer with the same intrinsics, for debugging.
 from dataclasses import dataclass, field
 import functools
 import math
+import os
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from lepton_robot.errors import ConfigError
@@ -232,6 +234,12 @@ class WorkCell:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
         self.seed = int(seed)
+        if gui and sys.platform.startswith('linux') and not (
+                os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+            # PyBullet's GUI calls exit() when it cannot reach an X server: fail cleanly first
+            raise ConfigError('the PyBullet GUI needs a display (DISPLAY is not set); '
+                              'run headless without --gui')
+        self.gui = bool(gui)
         self.pb = pybullet
         self.client = bullet_client.BulletClient(
             connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
