@@ -31,6 +31,8 @@ A_MAX = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
 REACH = 0.855
 SHOULDER_Z = 0.333
 SAMPLE_DT = 0.01
+#: the cup stops this far above the part's top face: the suction seals across the gap
+CUP_GAP = 0.001
 
 
 class UnreachableError(LeptonError):
@@ -377,7 +379,8 @@ class ArmPlanner:
 
         def descend(t):
             s = _quintic(np.array(t / td))
-            return pre + vx * (t * t / (2.0 * td)) - [0.0, 0.0, self.pre_height * float(s)]
+            return pre + vx * (t * t / (2.0 * td)) - [0.0, 0.0,
+                                                      (self.pre_height - CUP_GAP) * float(s)]
 
         down = self.cartesian_path(q_pre, descend, td, yaw)
         contact_pt = descend(td)
@@ -387,8 +390,9 @@ class ArmPlanner:
         traj.marks['contact'] = t_touch
 
         def dwell(t):
-            s = _quintic(np.array(min(1.0, t / self.dwell_time)))
-            return contact_pt + vx * t - [0.0, 0.0, 0.002 * float(s)]
+            # ride along with the part while the suction seals (no pressing: the part sits
+            # on the belt and pressing it would only load the joints)
+            return contact_pt + vx * t
 
         traj = traj.extend(self.cartesian_path(down.positions[-1], dwell, self.dwell_time, yaw))
         start = dwell(self.dwell_time)

@@ -197,7 +197,7 @@ class SimArm:
             top = np.asarray(pos) + rot @ np.array([0.0, 0.0, part.geometry.half_extents[2]])
             radius = 0.8 * min(part.geometry.half_extents[:2])
             if (np.hypot(*(cup[:2] - top[:2])) <= radius
-                    and -0.006 <= cup[2] - top[2] <= 0.008):
+                    and -0.006 <= cup[2] - top[2] <= 0.003):
                 inv_p, inv_q = c.invertTransform(tcp.tolist(), tcp_q.tolist())
                 rel_p, rel_q = c.multiplyTransforms(inv_p, inv_q, pos, orn)
                 self._constraint = c.createConstraint(
