@@ -168,3 +168,24 @@ def test_gui_without_display_is_a_clear_error(monkeypatch):
 def test_bad_seed_is_a_clear_error():
     with pytest.raises(ConfigError, match='seed'):
         WorkCell(seed=-1, with_arm=False)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('condition', ['ok', 'chip'])
+def test_parts_ride_the_belt_stably(shape, condition):
+    """Boxes, cylinders and chipped convex meshes stay upright and keep their yaw."""
+    cell = WorkCell(seed=1, with_arm=False)
+    try:
+        cell.feeder_enabled = False
+        pid = cell.spawn_part(shape, 'red', condition, x=-0.8, y=0.55, yaw=0.7)
+        start = cell.part(pid)
+        cell.step_for(2.0)
+        end = cell.part(pid)
+        assert end.location == 'belt'
+        assert abs(end.position[2] - start.position[2]) < 0.003
+        assert abs(end.position[1] - start.position[1]) < 0.002
+        assert end.position[0] - start.position[0] == pytest.approx(2.0 * cell.belt_speed,
+                                                                    abs=0.005)
+        assert abs(end.yaw - start.yaw) < 0.02
+    finally:
+        cell.close()
