@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default=None,
                         help='output ONNX path (default models/defect_detector.onnx)')
     parser.add_argument('--seed', type=int, default=0, help='torch seed')
+    parser.add_argument('--init', default=None, metavar='CKPT',
+                        help='start from this checkpoint (.pt of the same widths): more epochs')
     parser.add_argument('--max-minutes', type=float, default=18.0,
                         help='stop training after this long (the best epoch is kept)')
 
@@ -270,6 +272,10 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
     y_train = [torch.from_numpy(a) for a in (train.condition, train.color, train.shape)]
     widths = [int(w) for w in args.widths.split(',')]
     model = PartNet(widths)
+    if getattr(args, 'init', None):
+        init_model, _ = load_checkpoint(args.init)
+        model.load_state_dict(init_model.state_dict())
+        print(f'      starting from {args.init}', flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, math.ceil(len(x_train_px) / args.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
@@ -305,8 +311,9 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
             total += loss.item()
             bar.set_postfix(loss=f'{total / (step + 1):.4f}')
         metrics = crop_metrics(_predict(model, x_val), val, 0.5)
+        # Escapes are not scored here: the ok threshold is tuned afterwards to remove them.
         score = metrics['condition_accuracy'] + metrics['color_accuracy'] \
-            + metrics['shape_accuracy'] - 0.01 * metrics['escapes']
+            + metrics['shape_accuracy']
         history.append({'epoch': epoch + 1, 'loss': total / steps_per_epoch, **metrics})
         print(f'      val epoch {epoch + 1}: {metrics}', flush=True)
         if score > best:
