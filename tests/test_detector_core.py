@@ -188,7 +188,7 @@ def test_shape_fusion_round_trip_and_math():
     """The fusion head survives the metadata round trip and computes a softmax."""
     fusion = {'mean': [0.0, 0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0, 1.0],
               'W': [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 5.0]],
-              'b': [0.0, 0.0, 0.0]}
+              'b': [0.0, 0.0, 3.0]}
     meta = ModelMetadata.from_props(ModelMetadata(shape_fusion=fusion).to_props())
     assert meta.shape_fusion == fusion
     geometry = np.array([[3.0], [0.0]])
