@@ -160,8 +160,8 @@ class OracleRunner:
         for p in self.cell.parts():
             if p.location != LOC_BELT or p.inspected_frames == 0:
                 continue
-            # lead: the arm needs ~2 s to get there, the part moves meanwhile
-            if p.position[0] + v * 2.2 < self.pick_x_min:
+            # lead: the arm needs ~1.2 s to get there, the part moves meanwhile
+            if p.position[0] + v * 1.2 < self.pick_x_min:
                 continue
             if self._attempts.get(p.id, 0) >= 3:
                 continue
