@@ -131,7 +131,6 @@ def test_simulated_arm_tracks_a_trajectory_and_suction_grasps():
         assert cell.part(pid).location == 'rework'
 
 
-
 @pytest.fixture(scope='module')
 def fast_planner():
     p = ArmPlanner('fast')
