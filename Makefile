@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DEMO_ARGS ?=
+DEMO_ARGS ?= --parts 20 --seed 1 --summary runs/demo_summary.json --say "20:put all scratched parts in the rework bin"
 
 .PHONY: demo test install install-dev lint clean build-colcon
 
@@ -24,7 +24,8 @@ install: $(VENV)/.installed-runtime
 install-dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed-runtime
-	$(VENV)/bin/lepton-robot info
+	mkdir -p runs
+	$(VENV)/bin/lepton-robot sim $(DEMO_ARGS)
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
