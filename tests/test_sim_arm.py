@@ -129,3 +129,32 @@ def test_simulated_arm_tracks_a_trajectory_and_suction_grasps():
         assert held_at_check == pid
         assert worst < 0.05, f'tracking error {worst:.3f} rad'
         assert cell.part(pid).location == 'rework'
+
+
+@pytest.fixture(scope='module')
+def fast_planner():
+    p = ArmPlanner('fast')
+    yield p
+    p.close()
+
+
+def test_pick_cycle_fits_the_throughput_goal(fast_planner):
+    """In the 'fast' scenario: bin -> part -> bin in ~3 s (20 parts/min), within limits."""
+    planner = fast_planner
+    durations = []
+    for bin_name in ('accept', 'reject'):
+        for x in (-0.1, 0.05, 0.2):
+            q_bin = planner.ik((*planner.bin_positions[bin_name][:2], planner.clearance_z))
+            traj = planner.plan_pick_place(q_bin, (x, 0.5, 0.14, 0.0), bin_name,
+                                           belt_velocity=(0.05, 0.0, 0.0))
+            durations.append(traj.duration)
+            v, a = traj.limit_ratios(V_MAX, A_MAX)
+            assert v <= 1.0 and a <= 1.0
+            # while carried, the tallest part hangs below the cup: it clears the parts on
+            # the belt and the bin walls (the planner raises PlanningError otherwise)
+            t0, t1 = traj.marks['grasp_check'], traj.marks['release']
+            cups = np.array([planner.fk(q)[0] for t, q in zip(traj.times, traj.positions)
+                             if t0 <= t <= t1])
+            assert cups[:, 2].min() >= planner.belt_top_z + 2 * planner.part_height - 1e-3
+    # the far end of the pick zone to the far bin is the worst case
+    assert max(durations) < 3.2 and sum(durations) / len(durations) < 2.9

@@ -154,14 +154,20 @@ class OracleRunner:
         self._settle_pending()
 
     # ----------------------------------------------------------------- logic
+    def _on_belt(self, p) -> bool:
+        # a part just released above a bin is located 'belt' until it lands: not on the belt
+        belt = self.cell.scenario.belt
+        return (p.location == LOC_BELT and abs(p.position[1] - belt['y']) <= belt['width'] / 2
+                and p.position[2] >= belt['top_z'] - 0.005)
+
     def _candidates(self):
         v = self.cell.belt_speed
         out = []
         for p in self.cell.parts():
-            if p.location != LOC_BELT or p.inspected_frames == 0:
+            if not self._on_belt(p) or p.inspected_frames == 0:
                 continue
-            # lead: the arm needs ~2 s to get there, the part moves meanwhile
-            if p.position[0] + v * 2.2 < self.pick_x_min:
+            # lead: the arm needs ~1.2 s to get there, the part moves meanwhile
+            if p.position[0] + v * 1.2 < self.pick_x_min:
                 continue
             if self._attempts.get(p.id, 0) >= 3:
                 continue
@@ -256,7 +262,7 @@ class OracleRunner:
         cell = self.cell
         busy_with = self._job.part_id if self._job is not None else None
         for p in cell.parts():
-            if p.location == LOC_BELT and p.id != busy_with and (
+            if self._on_belt(p) and p.id != busy_with and (
                     p.position[0] > self.pick_x_max - 0.02):
                 if cell.belt_speed > 0:
                     self._stop_belt()
