@@ -27,7 +27,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_GRIPPER_STATE, TOPIC_JOINT_STATES,
                                      TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_ACTIVE,
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_MANIPULATION_PLANNING,
-                                     TOPIC_PICK_RESULT)
+                                     TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -129,6 +129,8 @@ class ManipulationControllerNode(Node):
         self.pub_result = self.create_publisher(String, TOPIC_PICK_RESULT, RELIABLE)
         self.pub_active = self.create_publisher(String, TOPIC_MANIPULATION_ACTIVE, LATCHED)
         self.pub_planning = self.create_publisher(Bool, TOPIC_MANIPULATION_PLANNING, RELIABLE)
+        self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
+        self._last_ack = -1.0
         self._active: Optional[int] = -1
         self.diag = DiagnosticsPublisher(self)
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
@@ -400,6 +402,9 @@ class ManipulationControllerNode(Node):
     def _on_timer(self) -> None:
         """Run the suction schedule, check the grasp, finish jobs, start the next one."""
         now = self._now()
+        if now - self._last_ack >= 0.05:
+            self._last_ack = now
+            self.pub_ack.publish(String(data=json.dumps({'node': 'controller', 't': now})))
         wall = time.monotonic()
         if not self.clock_samples or wall - self.clock_samples[-1][0] > 0.05:
             self.clock_samples.append((wall, now))
