@@ -336,8 +336,12 @@ class Operator:
         from std_msgs.msg import String
         self._rclpy = rclpy
         self._String = String
+        from rclpy.signals import SignalHandlerOptions
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
+        # The launcher owns SIGINT/SIGTERM (it must tear the graph down): rclpy's handlers
+        # would only shut this context down and leave the node processes running.
+        rclpy.init(context=self.context, args=['--ros-args'],
+                   signal_handler_options=SignalHandlerOptions.NO)
         ns = '/' + namespace.strip('/') if namespace.strip('/') else '/'
         self.node = rclpy.create_node('lepton_launcher', namespace=ns, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -413,6 +417,20 @@ def format_summary(s: Dict[str, Any]) -> str:
     return '\n'.join(lines)
 
 
+def _raise_on_sigterm():
+    """
+    Make SIGTERM raise ``KeyboardInterrupt`` so the graph is torn down, not orphaned.
+
+    :return: the previous handler, or None when not in the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def _handler(signum, frame):
+        raise KeyboardInterrupt(f'signal {signum}')
+    return signal.signal(signal.SIGTERM, _handler)
+
+
 def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bool = False,
             timeout_s: float = 600.0, run_dir: Optional[Path] = None,
             echo: bool = True, on_tick=None) -> Tuple[Optional[dict], Graph, 'Operator']:
@@ -426,6 +444,7 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
     graph = Graph(specs, namespace, run_dir, composed)
     operator = Operator(namespace, say, echo)
     failed = None
+    previous_sigterm = _raise_on_sigterm()
     try:
         graph.start()
         deadline = time.monotonic() + timeout_s
@@ -440,6 +459,8 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
     finally:
         graph.shutdown()
         operator.close()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     if failed is not None:
         raise LaunchError(f'node {failed} exited during the run; its log:\n'
                           f'{graph.log_tail(failed)}')
