@@ -99,3 +99,21 @@ def test_export_parity_with_pytorch(tmp_path):
     # the shipped ONNX file matches its checkpoint too
     assert parser_train.parity(model, default_model_path(), meta, examples) <= \
         parser_train.PARITY_ATOL
+
+
+def test_train_command_smoke(tmp_path):
+    """`lepton-robot train parser` end to end on a tiny corpus: ONNX, metadata, checkpoint."""
+    pytest.importorskip('torch', reason='torch (the train extra) is not installed')
+    pytest.importorskip('onnx', reason='onnx (the train extra) is not installed')
+    from lepton_robot import cli
+
+    out = tmp_path / 'tiny.onnx'
+    status = cli.main(['train', 'parser', '--out', str(out), '--train-size', '400',
+                       '--val-size', '100', '--epochs', '1', '--batch-size', '64',
+                       '--threads', '1', '--no-progress'])
+    assert status == 0
+    assert out.with_suffix('.pt').is_file()
+    tiny = CommandParser(out)
+    assert tiny.version
+    result = tiny.parse('stop the line')
+    assert result['intent'] == 'stop'

@@ -125,6 +125,7 @@ def test_canonicalize(slot, words, value):
     ('E STOP NOW', 'emergency_stop'), ('estop', 'emergency_stop'),
     ('kill it now', 'emergency_stop'), ('abort abort', 'emergency_stop'),
     ('emergancy', 'emergency_stop'), ('stop, emergency!', 'emergency_stop'),
+    ('stp the line', 'stop'), ('cut the power now', 'emergency_stop'),
     ("don't stop", None), ('do not stop the line', None), ('never stop', None),
     ('no need to stop', None), ("it's not an emergency, just pause", None),
     ('is the line stopped?', None), ('put scratched parts in rework', None), ('shop', None),

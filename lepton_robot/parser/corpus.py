@@ -260,7 +260,8 @@ class _Gen:
 
 TEMPLATES: Dict[str, List[str]] = {
     'start': [
-        '[start|begin|start up] [the line|the conveyor|the belt|sorting|the cell|working|]',
+        '[start|begin|start up|turn on|switch on|kick off|fire up] '
+        '[the line|the conveyor|the belt|sorting|the cell|working|]',
         '[resume|continue|unpause] [the line|sorting|work|operation|]',
         '[go ahead|go|carry on|proceed|keep going|get going]',
         "[let's|lets] [go|get started|start|begin|roll|get going|resume]",
@@ -383,7 +384,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '{bin_verb} [the|that|this] {color} {shape} [please|]',
     ],
     'inspect': [
-        '[inspect|check|examine|look at|scan] {obj_i}',
+        '[inspect|check|examine|look at|scan|analyze|analyse|run an inspection on|'
+        'do an inspection of] {obj_i}',
         '[inspect|check|examine|look at|scan] {obj_i} again',
         '[re inspect|reinspect|recheck|re check|double check] {obj_i}',
         '[can you|could you|please|] [take a look at|have a look at|check] {obj_i}',
@@ -795,17 +797,17 @@ class CorpusGenerator:
     def _unknown_words(self) -> List[Word]:
         g = self.gen
         r = g.rng.random()
-        if r < 0.6:
+        if r < 0.75:
             return [(w, 'O') for w, _ in _expand(g.pick(self.ood), g)]
-        if r < 0.8:
+        if r < 0.95:
             n = g.rng.randint(1, 6)
             return [(''.join(g.pick('asdfghjklqwertyuiopzxcvbnm')
                              for _ in range(g.rng.randint(2, 9))), 'O') for _ in range(n)]
-        pool = [w for temps in TEMPLATES.values() for t in temps
-                for w in re.findall(r'[a-z]+', t)] + \
-            [w for t in OOD for w in re.findall(r'[a-z]+', t)]
+        # a little word salad of chit-chat words only: salad made of domain words would
+        # teach the model that any unfamiliar order of domain words is out of domain
+        pool = [w for t in OOD for w in re.findall(r'[a-z]+', t)
+                if w not in _DOMAIN and w not in lexicon.NEGATIONS]
         n = g.rng.randint(2, 7)
-        # word salad: domain words without any structure
         return [(g.pick(pool), 'O') for _ in range(n)]
 
     def generate(self, count: int) -> Iterator[Dict[str, Any]]:

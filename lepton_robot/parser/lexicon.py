@@ -126,7 +126,7 @@ sensitivity threshold strictness detection detector picky strict lenient sensiti
 status report tell how many what state defect rejected inspected stats statistics summary
 home park return position rest retract origin pose arm robot
 part parts piece pieces item items number
-percent please could would you can pile tray bucket
+percent please could would you can pile tray bucket power cut
 """.split())
 
 #: words never typo-corrected (common English that must keep its own meaning)

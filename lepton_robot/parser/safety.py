@@ -4,7 +4,7 @@ The model-free safety fast path: a clearly stated stop or e-stop is never missed
 The scan runs on every utterance before and independently of the model, and wins over it.
 Rules (documented in the README):
 
-- ``emergency``, ``e-stop``/``estop``/``e stop``, ``abort``, ``kill`` give
+- ``emergency``, ``e-stop``/``estop``/``e stop``, ``abort``, ``kill``, ``cut (the) power`` give
   ``emergency_stop``; ``stop``, ``halt``, ``freeze``, ``cease`` give ``stop`` (after typo
   correction, so ``stpo`` and ``emergancy`` count). An e-stop word beats a stop word.
 - Only the imperative base forms count: ``stopped``/``stopping`` (status questions) do not.
@@ -77,6 +77,9 @@ def scan(text: str) -> Optional[Tuple[str, str]]:
                 if not _negated(clause, i):
                     return EMERGENCY, 'e stop'
                 continue
+            if (tok == 'cut' and 'power' in clause[i + 1:i + 4]
+                    and not _negated(clause, i)):
+                return EMERGENCY, 'cut power'
             if tok in _EMERGENCY_WORDS:
                 if tok == 'kill' and i + 1 < len(clause) and clause[i + 1] in ('time',):
                     continue

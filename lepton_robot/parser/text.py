@@ -33,6 +33,8 @@ _ALIASES: Dict[str, str] = {
     'colour': 'color', 'colours': 'color', 'color': 'color', 'colors': 'color',
     'cyl': 'cylinder', 'no.': 'number', 'nr': 'number', 'num': 'number', 'pc': 'piece',
     'sec': 'second', 'mins': 'minute', 'pct': 'percent', 'les': 'less',
+    # the safety words' commonest short typos (too short for the corrector)
+    'stp': 'stop', 'sotp': 'stop', 'hlt': 'halt',
 }
 
 
