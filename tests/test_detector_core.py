@@ -5,8 +5,8 @@ import json
 import math
 
 from lepton_robot.detector.dataset import iou, match_boxes
-from lepton_robot.detector.detector import (CentroidTracker, decide_condition, ok_threshold,
-                                            preprocess)
+from lepton_robot.detector.detector import (CentroidTracker, decide_condition, fuse_shape,
+                                            ok_threshold, preprocess)
 from lepton_robot.detector.evaluation import pr_curve, summarize
 from lepton_robot.detector.image_msg import image_to_bgr
 from lepton_robot.detector.metadata import ModelMetadata
@@ -182,3 +182,27 @@ def test_pr_curve_endpoints():
     precision, recall = pr_curve(np.array([0.9, 0.8, 0.1]), np.array([True, False, True]))
     assert precision[0] == 1.0 and recall[-1] == 1.0
     assert math.isclose(precision[-1], 2 / 3)
+
+
+def test_shape_fusion_round_trip_and_math():
+    """The fusion head survives the metadata round trip and computes a softmax."""
+    fusion = {'mean': [0.0, 0.0, 0.0, 0.0], 'std': [1.0, 1.0, 1.0, 1.0],
+              'W': [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 5.0]],
+              'b': [0.0, 0.0, 3.0]}
+    meta = ModelMetadata.from_props(ModelMetadata(shape_fusion=fusion).to_props())
+    assert meta.shape_fusion == fusion
+    geometry = np.array([[3.0], [0.0]])
+    cnn = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    probs = fuse_shape(geometry, cnn, fusion)
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0)
+    assert probs[0].argmax() == 0          # the geometry feature dominates
+    assert probs[1].argmax() == 2          # log p_cnn(plate) pushes the third class
+
+
+def test_bad_shape_fusion_is_refused():
+    """A fusion head whose sizes disagree is a ModelError."""
+    props = ModelMetadata().to_props()
+    props['shape_fusion'] = json.dumps({'mean': [0.0], 'std': [1.0], 'W': [[1.0, 2.0]],
+                                        'b': [0.0]})
+    with pytest.raises(ModelError):
+        ModelMetadata.from_props(props)

@@ -29,7 +29,8 @@ def test_train_export_quantise_pipeline(tmp_path, capsys):
     out = tmp_path / 'model' / 'det.onnx'
     rc = main(['train', 'detector', '--data', str(data), '--train-seed', '1', '--val-seed',
                '2', '--train-count', '60', '--val-count', '20', '--epochs', '1',
-               '--batch-size', '32', '--widths', '8,8,16,16', '--out', str(out)])
+               '--batch-size', '32', '--widths', '8,8,16,16', '--fusion-frames', '30',
+               '--out', str(out)])
     assert rc == 0
     props = read_onnx_metadata(str(out))
     assert props['lepton.model'] == 'defect_detector'
@@ -39,6 +40,8 @@ def test_train_export_quantise_pipeline(tmp_path, capsys):
     report = json.loads(out.with_suffix('.train.json').read_text())
     assert report['parity']['labels_equal'] and report['parity']['max_abs_diff'] < 1e-4
     assert {'fp32', 'int8'} <= set(report['variants'])
+    assert 0.0 <= report['shape_fusion']['fused_val_accuracy'] <= 1.0
+    assert backend.metadata.shape_fusion is not None
     for variant in report['variants'].values():
         assert 0.0 <= variant['condition_accuracy'] <= 1.0
     assert (tmp_path / 'model' / 'det_int8.onnx').is_file()

@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import cv2
 from lepton_robot.detector.backends import create_backend, InferenceBackend
 from lepton_robot.detector.metadata import ModelMetadata
-from lepton_robot.detector.segmentation import (BeltSegmenter, check_image, extract_crop,
-                                                Segmentation)
+from lepton_robot.detector.segmentation import (BeltSegmenter, blob_geometry, check_image,
+                                                extract_crop, Segmentation)
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import SCHEMA_INSPECTION, validate_inspection
 from lepton_robot.paths import models_dir
@@ -79,6 +79,25 @@ def decide_condition(probs: np.ndarray, conditions: Sequence[str], threshold: fl
     defect = [i for i in range(len(conditions)) if i != ok_index]
     best = max(defect, key=lambda i: probs[i])
     return conditions[best], float(probs[best])
+
+
+def fuse_shape(geometry: np.ndarray, cnn_probs: np.ndarray, fusion: Dict[str, Any]) \
+        -> np.ndarray:
+    """
+    Return shape probabilities from blob geometry and the CNN's shape probabilities.
+
+    A multinomial logistic regression (fitted at training time, weights in the model
+    metadata) over the standardised features ``[geometry..., log p_cnn(shape)...]``.
+
+    :param geometry: N x G features from :func:`blob_geometry`.
+    :param cnn_probs: N x S CNN shape probabilities.
+    """
+    feats = np.concatenate([geometry, np.log(np.clip(cnn_probs, 1e-6, 1.0))], axis=1)
+    feats = (feats - np.asarray(fusion['mean'])) / np.asarray(fusion['std'])
+    logits = feats @ np.asarray(fusion['W']).T + np.asarray(fusion['b'])
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def preprocess(crops: Sequence[np.ndarray], meta: ModelMetadata) -> np.ndarray:
@@ -299,6 +318,10 @@ class DefectDetector:
             -> List[PartDetection]:
         meta = self.meta
         parts = []
+        if blobs and meta.shape_fusion is not None:
+            geometry = np.stack([blob_geometry(seg, b) for b in blobs])
+            outputs = dict(outputs, shape=fuse_shape(geometry, outputs['shape'],
+                                                     meta.shape_fusion))
         for i, blob in enumerate(blobs):
             cond = outputs['condition'][i]
             label, score = decide_condition(cond, meta.conditions, self._threshold)

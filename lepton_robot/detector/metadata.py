@@ -15,12 +15,14 @@ Keys written by the exporter (every value is a string; structured values are JSO
 ``ok_threshold``   probability of ``ok`` needed to call a part ok at sensitivity 50
 ``segmentation``   JSON of :class:`~lepton_robot.detector.segmentation.SegmentationConfig`
 ``part_heights``   JSON object shape -> height in metres (for world positions)
+``shape_fusion``   optional JSON: logistic-regression head over blob geometry + the CNN's
+                   shape log-probabilities (``mean``, ``std``, ``W``, ``b``)
 =================  ===============================================================
 """
 
 from dataclasses import dataclass, field
 import json
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from lepton_robot.detector.segmentation import SegmentationConfig
 from lepton_robot.errors import ConfigError, ModelError
@@ -49,6 +51,7 @@ class ModelMetadata:
     ok_threshold: float = 0.5
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     part_heights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PART_HEIGHTS))
+    shape_fusion: Optional[Dict[str, Any]] = None
     extra: Dict[str, str] = field(default_factory=dict)
 
     def to_props(self) -> Dict[str, str]:
@@ -67,6 +70,8 @@ class ModelMetadata:
             'segmentation': self.segmentation.to_json(),
             'part_heights': json.dumps(self.part_heights),
         }
+        if self.shape_fusion is not None:
+            props['shape_fusion'] = json.dumps(self.shape_fusion)
         props.update({k: str(v) for k, v in self.extra.items() if k not in props})
         return props
 
@@ -99,6 +104,7 @@ class ModelMetadata:
                 part_heights={str(k): float(v) for k, v in
                               json.loads(props.get('part_heights', '{}')).items()}
                 or dict(DEFAULT_PART_HEIGHTS),
+                shape_fusion=_fusion(props.get('shape_fusion')),
                 extra={k: v for k, v in props.items() if k not in _KNOWN},
             )
         except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
@@ -117,7 +123,21 @@ class ModelMetadata:
 
 
 _KNOWN = {'lepton.model', 'version', 'input_size', 'crop_px', 'mean', 'std', 'conditions',
-          'colors', 'shapes', 'ok_threshold', 'segmentation', 'part_heights'}
+          'colors', 'shapes', 'ok_threshold', 'segmentation', 'part_heights', 'shape_fusion'}
+
+
+def _fusion(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """Parse and check the shape fusion head (sizes must agree)."""
+    if not text:
+        return None
+    obj = json.loads(text)
+    mean, std = [float(v) for v in obj['mean']], [float(v) for v in obj['std']]
+    weights = [[float(v) for v in row] for row in obj['W']]
+    bias = [float(v) for v in obj['b']]
+    if len(mean) != len(std) or len(weights) != len(bias) \
+            or any(len(row) != len(mean) for row in weights):
+        raise ValueError('shape_fusion sizes disagree')
+    return {'mean': mean, 'std': std, 'W': weights, 'b': bias}
 
 
 def _floats(text: str, n: int) -> Tuple[float, ...]:

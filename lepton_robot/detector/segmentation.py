@@ -313,6 +313,35 @@ def extract_crop(image: np.ndarray, seg: Segmentation, blob: Blob, crop_px: int,
     return out
 
 
+#: Names of :func:`blob_geometry`'s features (the shape fusion head's inputs).
+GEOMETRY_FEATURES = ('aspect', 'fill', 'circularity', 'area', 'solidity', 'long_side',
+                     'short_side')
+
+
+def blob_geometry(seg: Segmentation, blob: Blob) -> np.ndarray:
+    """
+    Return silhouette features of a blob (see :data:`GEOMETRY_FEATURES`).
+
+    Aspect ratio and sides of the minimum-area rectangle, fill (area / rectangle area),
+    circularity (4 pi A / P^2), area and solidity (area / convex hull area): what tells a
+    block from a plate from a cylinder, independent of yaw.
+    """
+    x, y, w, h = blob.bbox
+    mask = (seg.labels[y:y + h, x:x + w] == blob.label).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return np.zeros(len(GEOMETRY_FEATURES), np.float32)
+    contour = max(contours, key=cv2.contourArea)
+    (_, _), (rw, rh), _ = cv2.minAreaRect(contour)
+    long_side, short_side = max(rw, rh), max(min(rw, rh), 1.0)
+    area = float(mask.sum())
+    perimeter = max(cv2.arcLength(contour, True), 1.0)
+    hull = max(cv2.contourArea(cv2.convexHull(contour)), 1.0)
+    return np.asarray([long_side / short_side, area / max(long_side * short_side, 1.0),
+                       4.0 * np.pi * area / perimeter ** 2, area, area / hull,
+                       long_side, short_side], np.float32)
+
+
 def _largest_odd(n: int) -> int:
     return n if n % 2 == 1 else n - 1
 
