@@ -168,6 +168,9 @@ def markdown(report: dict) -> str:
              f'(other jobs were running: wall-clock figures are inflated; CPU-time figures are '
              f'given where they matter). Raw: `benchmarks/results/latest.json`, plots: '
              f'`benchmarks/results/latest.png`.', '',
+             'Per benchmark (command, wall time): ' + '; '.join(
+                 f'{name}: `{v["command"]}` ({v.get("bench_wall_s")} s)'
+                 for name, v in report['results'].items() if v.get('command')) + '.', '',
              '| benchmark | measure | value | goal |', '|---|---|---|---|']
     for row in table_rows(report['results']):
         lines.append('| ' + ' | '.join(str(c).replace('|', '/') for c in row) + ' |')
