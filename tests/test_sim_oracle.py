@@ -64,6 +64,7 @@ def test_oracle_sorts_a_small_batch(tmp_path, capsys):
     assert 'parts_sorted=4' in capsys.readouterr().out
 
 
-def test_graph_mode_not_here_is_a_clear_error(capsys):
-    assert main(['sim', '--parts', '1']) == 2
-    assert 'use --oracle' in capsys.readouterr().err
+def test_graph_mode_bad_say_is_a_clear_error(capsys):
+    """The graph mode refuses a malformed --say before starting anything."""
+    assert main(['sim', '--parts', '1', '--say', 'stop']) == 2
+    assert '--say needs' in capsys.readouterr().err

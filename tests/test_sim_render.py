@@ -2,6 +2,7 @@
 
 import hashlib
 
+from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import DEFECTS, SHAPES
 from lepton_robot.sim.cell import WorkCell
 import numpy as np
@@ -140,12 +141,51 @@ def test_parts_leaving_the_belt_end_are_recorded():
         cell.close()
 
 
-def test_feeder_spawns_the_requested_number_of_parts():
-    cell = WorkCell(seed=5, with_arm=False, parts_to_spawn=3)
+def test_feeder_spawns_the_requested_number_of_parts_deterministically():
+    runs = []
+    for _ in range(2):
+        cell = WorkCell(seed=5, with_arm=False, parts_to_spawn=3)
+        try:
+            cell.step_for(25.0)
+            parts = cell.parts()
+            assert len(parts) == 3 and cell.parts_to_spawn == 0
+            runs.append([(p.shape, p.color, p.condition, p.position, p.spawn_time)
+                         for p in parts])
+        finally:
+            cell.close()
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 3
+
+
+def test_gui_without_display_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv('DISPLAY', raising=False)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    monkeypatch.setattr('sys.platform', 'linux')
+    with pytest.raises(ConfigError, match='needs a display'):
+        WorkCell(seed=0, gui=True)
+
+
+def test_bad_seed_is_a_clear_error():
+    with pytest.raises(ConfigError, match='seed'):
+        WorkCell(seed=-1, with_arm=False)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+@pytest.mark.parametrize('condition', ['ok', 'chip'])
+def test_parts_ride_the_belt_stably(shape, condition):
+    """Boxes, cylinders and chipped convex meshes stay upright and keep their yaw."""
+    cell = WorkCell(seed=1, with_arm=False)
     try:
-        cell.step_for(25.0)
-        parts = cell.parts()
-        assert len(parts) == 3 and cell.parts_to_spawn == 0
-        assert len({(p.shape, p.color, p.condition, p.position) for p in parts}) == 3
+        cell.feeder_enabled = False
+        pid = cell.spawn_part(shape, 'red', condition, x=-0.8, y=0.55, yaw=0.7)
+        start = cell.part(pid)
+        cell.step_for(2.0)
+        end = cell.part(pid)
+        assert end.location == 'belt'
+        assert abs(end.position[2] - start.position[2]) < 0.003
+        assert abs(end.position[1] - start.position[1]) < 0.002
+        assert end.position[0] - start.position[0] == pytest.approx(2.0 * cell.belt_speed,
+                                                                    abs=0.005)
+        assert abs(end.yaw - start.yaw) < 0.02
     finally:
         cell.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from lepton_robot.errors import LeptonError
+from lepton_robot.errors import ConfigError, LeptonError
 from lepton_robot.sim.scenario import load_scenario, Scenario
 import numpy as np
 
@@ -31,6 +31,8 @@ A_MAX = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
 REACH = 0.855
 SHOULDER_Z = 0.333
 SAMPLE_DT = 0.01
+#: the cup stops this far above the part's top face: the suction seals across the gap
+CUP_GAP = 0.001
 
 
 class UnreachableError(LeptonError):
@@ -110,11 +112,12 @@ class ArmPlanner:
 
     :param scenario: scenario (gives the arm base, bins, belt and clearances)
     :param speed_scale: fraction of the Panda's velocity limits used by joint moves
-    :param accel_scale: fraction of its acceleration limits
+        (default: the scenario's ``arm.speed_scale``, else 0.8)
+    :param accel_scale: fraction of its acceleration limits (``arm.accel_scale``, else 0.5)
     """
 
-    def __init__(self, scenario: Union[Scenario, str] = 'default', speed_scale: float = 0.5,
-                 accel_scale: float = 0.3):
+    def __init__(self, scenario: Union[Scenario, str] = 'default',
+                 speed_scale: Optional[float] = None, accel_scale: Optional[float] = None):
         import pybullet
         import pybullet_data
         from pybullet_utils import bullet_client
@@ -127,6 +130,11 @@ class ArmPlanner:
         self._robot = self._client.loadURDF(PANDA_URDF, basePosition=self.base_position.tolist(),
                                             useFixedBase=True)
         self.home = HOME_Q.copy()
+        speed_scale = float(arm.get('speed_scale', 0.8) if speed_scale is None else speed_scale)
+        accel_scale = float(arm.get('accel_scale', 0.5) if accel_scale is None else accel_scale)
+        if not (0 < speed_scale <= 1 and 0 < accel_scale <= 1):
+            raise ConfigError(f'arm speed/accel scales must be in (0, 1], got {speed_scale}, '
+                              f'{accel_scale}')
         self.v_max = V_MAX * speed_scale
         self.a_max = A_MAX * accel_scale
         self.bin_positions: Dict[str, Tuple[float, float, float]] = {
@@ -371,7 +379,8 @@ class ArmPlanner:
 
         def descend(t):
             s = _quintic(np.array(t / td))
-            return pre + vx * (t * t / (2.0 * td)) - [0.0, 0.0, self.pre_height * float(s)]
+            return pre + vx * (t * t / (2.0 * td)) - [0.0, 0.0,
+                                                      (self.pre_height - CUP_GAP) * float(s)]
 
         down = self.cartesian_path(q_pre, descend, td, yaw)
         contact_pt = descend(td)
@@ -381,8 +390,9 @@ class ArmPlanner:
         traj.marks['contact'] = t_touch
 
         def dwell(t):
-            s = _quintic(np.array(min(1.0, t / self.dwell_time)))
-            return contact_pt + vx * t - [0.0, 0.0, 0.002 * float(s)]
+            # ride along with the part while the suction seals (no pressing: the part sits
+            # on the belt and pressing it would only load the joints)
+            return contact_pt + vx * t
 
         traj = traj.extend(self.cartesian_path(down.positions[-1], dwell, self.dwell_time, yaw))
         start = dwell(self.dwell_time)

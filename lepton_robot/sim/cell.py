@@ -12,6 +12,8 @@ uses PyBullet's own renderer with the same intrinsics, for debugging.
 from dataclasses import dataclass, field
 import functools
 import math
+import os
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from lepton_robot.errors import ConfigError
@@ -195,7 +197,7 @@ class SimArm:
             top = np.asarray(pos) + rot @ np.array([0.0, 0.0, part.geometry.half_extents[2]])
             radius = 0.8 * min(part.geometry.half_extents[:2])
             if (np.hypot(*(cup[:2] - top[:2])) <= radius
-                    and -0.006 <= cup[2] - top[2] <= 0.008):
+                    and -0.006 <= cup[2] - top[2] <= 0.003):
                 inv_p, inv_q = c.invertTransform(tcp.tolist(), tcp_q.tolist())
                 rel_p, rel_q = c.multiplyTransforms(inv_p, inv_q, pos, orn)
                 self._constraint = c.createConstraint(
@@ -232,6 +234,12 @@ class WorkCell:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f'seed must be a non-negative integer, got {seed!r}')
         self.seed = int(seed)
+        if gui and sys.platform.startswith('linux') and not (
+                os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+            # PyBullet's GUI calls exit() when it cannot reach an X server: fail cleanly first
+            raise ConfigError('the PyBullet GUI needs a display (DISPLAY is not set); '
+                              'run headless without --gui')
+        self.gui = bool(gui)
         self.pb = pybullet
         self.client = bullet_client.BulletClient(
             connection_mode=pybullet.GUI if gui else pybullet.DIRECT)
@@ -527,11 +535,24 @@ class WorkCell:
                                         rng if rng is not None else self._rng_light)
         return self.lighting
 
-    def _draw_list(self) -> List[DrawPart]:
+    def _near_view(self) -> List[_Part]:
+        """Return the parts whose centre projects within ~a part size of the image."""
+        parts = [p for p in self._parts.values() if p.body is not None]
+        if not parts:
+            return []
+        cam = self.camera
+        pc = cam.world_to_camera(np.array([p.position for p in parts]))
+        z = np.maximum(pc[:, 2], 1e-6)
+        u = cam.K[0, 0] * pc[:, 0] / z + cam.K[0, 2]
+        v = cam.K[1, 1] * pc[:, 1] / z + cam.K[1, 2]
+        margin = 0.08 * cam.K[0, 0] / z  # a part is < 8 cm across
+        keep = ((pc[:, 2] > 0.05) & (u > -margin) & (u < cam.width + margin)
+                & (v > -margin) & (v < cam.height + margin))
+        return [p for p, k in zip(parts, keep) if k]
+
+    def _draw_list(self, parts: List[_Part]) -> List[DrawPart]:
         out = []
-        for part in self._parts.values():
-            if part.body is None:
-                continue
+        for part in parts:
             rot = np.array(self.client.getMatrixFromQuaternion(part.orientation)).reshape(3, 3)
             out.append(DrawPart(part.id, part.geometry, part.appearance, rot,
                                 np.asarray(part.position, float)))
@@ -582,12 +603,13 @@ class WorkCell:
             if rng is None and noise:
                 rng = np.random.default_rng([self.seed, 5, self.frames_rendered])
             rng = rng if noise else None
-            img = self.renderer.render(self._draw_list(), self.belt_travel, self.lighting, rng)
+            img = self.renderer.render(self._draw_list(self._near_view()), self.belt_travel,
+                                       self.lighting, rng)
         else:
             raise ValueError(f"render mode must be 'fast' or 'pybullet', got {mode!r}")
         self.frames_rendered += 1
-        for part in self._parts.values():
-            if part.body is not None and part.location == LOC_BELT:
+        for part in self._near_view():
+            if part.location == LOC_BELT:
                 if self.part_bbox(part.id)[2]:
                     part.inspected_frames += 1
         return img
@@ -628,10 +650,3 @@ class WorkCell:
     def __exit__(self, *exc) -> None:
         """Close the cell."""
         self.close()
-
-    def __del__(self):
-        """Close the client if the owner forgot."""
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: pybullet may be gone
-            pass

@@ -92,8 +92,14 @@ class OracleRunner:
         start = time.perf_counter()
         cpu_start = time.process_time()
         finished_before = -1
+        sim_start = cell.sim_time
         while cell.sim_time < limit:
             self.tick()
+            if cell.gui:
+                # with the viewer open, run at real time so a person can follow it
+                ahead = (cell.sim_time - sim_start) - (time.perf_counter() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
             locations = cell.locations()
             finished = sum(loc not in (LOC_BELT, LOC_GRIPPER) for loc in locations.values())
             if progress is not None and finished != finished_before:

@@ -16,7 +16,8 @@ from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
 import cv2
 from lepton_robot.sim.camera import CameraModel
-from lepton_robot.sim.parts import FACE_CHIP, FACE_TOP, PartAppearance, PartGeometry
+from lepton_robot.sim.parts import (FACE_CHIP, FACE_TOP, PartAppearance, PartGeometry,
+                                    TEXTURE_PX_PER_M)
 import numpy as np
 
 _BELT_TEX_PX_PER_M = 1200.0
@@ -173,18 +174,16 @@ class Renderer:
             self._gain_key = key
         return self._gain_map
 
-    def _texture(self, part: DrawPart, scale: float) -> Tuple[np.ndarray, float]:
-        """Return the top texture resampled near image resolution, and its scale."""
+    def _texture(self, part: DrawPart, scale: float) -> np.ndarray:
+        """Return the part's top texture resampled near image resolution (cached)."""
         cached = self._tex_cache.get(part.key)
-        if cached is not None:
-            return cached
-        tex = part.appearance.texture
-        h, w = tex.shape[:2]
-        new_w = max(4, int(round(w * scale)))
-        new_h = max(4, int(round(h * scale)))
-        small = cv2.resize(tex, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        self._tex_cache[part.key] = (small, 1.0)
-        return small, 1.0
+        if cached is None:
+            tex = part.appearance.texture
+            h, w = tex.shape[:2]
+            size = (max(4, int(round(w * scale))), max(4, int(round(h * scale))))
+            cached = cv2.resize(tex, size, interpolation=cv2.INTER_AREA)
+            self._tex_cache[part.key] = cached
+        return cached
 
     def render(self, parts: Iterable[DrawPart], belt_travel: float, lighting: Lighting,
                rng: Optional[np.random.Generator] = None) -> np.ndarray:
@@ -253,8 +252,8 @@ class Renderer:
             colour = raw * max(shades[i], 0.85) if kind == FACE_CHIP else base * (
                 shades[i] * 0.92)
             pts = np.round(uv * 16).astype(np.int32)
-            cv2.fillConvexPoly(img, pts, tuple(float(c) for c in np.clip(colour, 0, 255)),
-                               cv2.LINE_AA, shift=4)
+            cv2.fillConvexPoly(img, pts, np.clip(colour, 0, 255).tolist(), cv2.LINE_AA,
+                               shift=4)
 
     def _draw_top(self, img, part: DrawPart, uv, shade, depth) -> None:
         h, w = img.shape[:2]
@@ -268,8 +267,8 @@ class Renderer:
         bx0, by0, bx1, by1 = geom.top_bounds
         top_z = float(part.geometry.top_outline[0, 2])
         px_per_m = self.camera.K[0, 0] / max(depth, 1e-3)
-        scale = px_per_m / 2000.0
-        tex, _ = self._texture(part, scale)
+        scale = px_per_m / TEXTURE_PX_PER_M
+        tex = self._texture(part, scale)
         th, tw = tex.shape[:2]
         corners = np.array([[bx0, by0, top_z], [bx1, by0, top_z], [bx1, by1, top_z],
                             [bx0, by1, top_z]])
