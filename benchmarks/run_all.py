@@ -2,7 +2,7 @@
 Run every benchmark side by side; write one JSON, plots and the README results table.
 
 Not a test. Each benchmark runs in its own process (``nice -n 10``) with its ``--out``
-JSON under ``benchmarks/results/``; this script merges them into
+JSON in a temporary directory; this script merges them into
 ``benchmarks/results/latest.json``, draws ``benchmarks/results/latest.png`` (matplotlib
 Agg), writes ``benchmarks/results/latest.md`` (the table) and, with ``--readme``, replaces
 the table between the ``<!-- bench:start -->`` / ``<!-- bench:end -->`` markers of
@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +49,7 @@ NEEDS_DETECTOR = ('detector', 'transport')
 def run_bench(name: str, quick: bool, model: str, timeout_s: float) -> dict:
     """Run one benchmark in a child process; return its JSON (or why it failed/skipped)."""
     script, full, short = BENCHES[name]
-    out = RESULTS / f'bench_{name}.json'
+    out = Path(tempfile.mkdtemp(prefix='run_all_')) / f'bench_{name}.json'   # merged below
     cmd = ['nice', '-n', '10', sys.executable, str(HERE / script), '--out', str(out),
            *(short if quick else full)]
     if name in NEEDS_DETECTOR and model:
