@@ -25,11 +25,15 @@ import pytest
 FAST_ARM = {'manipulation_controller': {'speed_scale': 0.9, 'accel_scale': 0.6}}
 MAX_RTF = 2.0
 STILL = 0.02      # rad/s: the arm counts as stopped below this joint speed
+CONTROLLER_TIMEOUT = 0.4   # s (sim): supervisor controller_timeout_s (off by default)
 
 
-def _graph(tmp_path, parts, seed, parser=False, **kw):
+def _graph(tmp_path, parts, seed, parser=False, extra_params=None, **kw):
+    extra = {k: dict(v) for k, v in FAST_ARM.items()}
+    for node, params in (extra_params or {}).items():
+        extra.setdefault(node, {}).update(params)
     specs = sim_graph(parts=parts, seed=seed, detector='truth', parser=parser,
-                      max_rtf=MAX_RTF, extra={k: dict(v) for k, v in FAST_ARM.items()}, **kw)
+                      max_rtf=MAX_RTF, extra=extra, **kw)
     return Graph(specs, run_dir=tmp_path / 'run', env=ros_env())
 
 
@@ -48,13 +52,15 @@ def test_controller_killed_holds_the_line_and_resumes(tmp_path):
     """
     Killing manipulation_controller_node holds the line within 0.5 s sim time; restart resumes.
 
-    Steps: run 4 parts; once a decision is made SIGKILL the controller's process group and
-    note the sim time; expect cell/state held with a reason naming the controller within
+    Steps: run 4 parts with the supervisor's ``controller_timeout_s`` at 0.4 s (it is off
+    by default: see README "Fault tolerance"); once a decision is made SIGKILL the
+    controller's process group and note the sim time; expect cell/state held with a reason naming the controller within
     0.5 s of sim time, the belt at 0 and no decision while held; restart the controller;
     expect the hold released and the run to finish with no escape and nothing in accept
     that should not be there.
     """
-    graph = _graph(tmp_path, 4, seed=4)
+    graph = _graph(tmp_path, 4, seed=4,
+                   extra_params={'supervisor': {'controller_timeout_s': CONTROLLER_TIMEOUT}})
     graph.required.discard('manipulation_controller')
     probe = Probe()
     try:

@@ -261,10 +261,14 @@ class Supervisor:
         out = Outputs()
         reason = self._stale_reason(now)
         if reason != self.hold_reason:
-            self.hold_reason = reason
+            before, self.hold_reason = self.hold_reason, reason
             out.state_changed = True
-            out.feedback.append(f'Holding the line: {reason}.' if reason
-                                else 'Inspections are back; line released.')
+            if reason:
+                out.feedback.append(f'Holding the line: {reason}.')
+            elif before and 'controller' in before:
+                out.feedback.append('The manipulation controller is back; line released.')
+            else:
+                out.feedback.append('Inspections are back; line released.')
         if self.state == 'running' and not self.held:
             for track in self.tracker.undecided():
                 if track.n_views >= self.config.min_views:
