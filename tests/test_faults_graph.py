@@ -54,8 +54,8 @@ def test_controller_killed_holds_the_line_and_resumes(tmp_path):
 
     Steps: run 4 parts with the supervisor's ``controller_timeout_s`` at 0.4 s (it is off
     by default: see README "Fault tolerance"); once a decision is made SIGKILL the
-    controller's process group and note the sim time; expect cell/state held with a reason naming the controller within
-    0.5 s of sim time, the belt at 0 and no decision while held; restart the controller;
+    controller's process group and note the sim time; expect cell/state held with a
+    reason naming the controller within 0.5 s of sim time, the belt at 0 and no decision while held; restart the controller;
     expect the hold released and the run to finish with no escape and nothing in accept
     that should not be there.
     """
