@@ -11,8 +11,8 @@ process group's processes summed) every ``--sample-s`` seconds.
 Reported per node: RSS at the end of the warm-up (``--warmup-min``, default 10 % of the
 run), at the end, and the growth in percent (goal < 5 %), plus a least-squares slope in
 MiB per hour over the samples after the warm-up. Reported for the cell: decisions made,
-pick results received for them (a decision without a result that is not the one in flight
-at the end is a *dropped decision*), the detector's dropped frames (newest-frame policy,
+pick results received for them (a decision without a result while a later part already
+has one is a *dropped decision*; those after the last result are reported as pending), the detector's dropped frames (newest-frame policy,
 from its diagnostics) and the supervisor's holds.
 
 Usage::
@@ -154,7 +154,6 @@ def main(argv=None) -> int:
                 samples.setdefault(name, []).append((round(t_min, 3), rss_kib(proc.pid)))
             time.sleep(args.sample_s)
         wall_min = (time.monotonic() - t0) / 60.0
-        last_decision = max((ts[-1] for ts in watch.decisions.values()), default=0.0)
         decisions = dict(watch.decisions)
         results = dict(watch.results)
     finally:
@@ -172,10 +171,11 @@ def main(argv=None) -> int:
                         'growth_pct': round(100.0 * (end - base) / base, 2) if base else None,
                         'slope_mib_per_hour': round(slope, 2) if slope is not None else None,
                         'samples': len(rows)}
-    # a decision with no result is dropped, unless it is the last one (still in flight)
-    in_flight_cut = last_decision - 30.0
-    dropped = sorted(pid for pid, ts in decisions.items()
-                     if pid not in results and ts[-1] < in_flight_cut)
+    # a decision with no result while a later part already has one is dropped; the ones
+    # after the last result are still queued or in progress at the end
+    last_done = max(results, default=-1)
+    dropped = sorted(pid for pid in decisions if pid not in results and pid < last_done)
+    pending = sorted(pid for pid in decisions if pid not in results and pid > last_done)
     report = {'benchmark': 'soak', 'minutes_requested': args.minutes,
               'minutes_run': round(wall_min, 2), 'warmup_min': round(warmup, 2),
               'detector': detector, 'max_rtf': args.max_rtf, 'cpus': os.cpu_count(),
@@ -184,7 +184,7 @@ def main(argv=None) -> int:
               'goal_growth_lt_5pct': all((m['growth_pct'] or 0) < 5.0 for m in memory.values()),
               'decisions': len(decisions),
               'decisions_with_result': sum(1 for p in decisions if p in results),
-              'dropped_decisions': dropped,
+              'dropped_decisions': dropped, 'pending_at_end': pending,
               'picks_ok': sum(1 for v in results.values() if any(v)),
               'detector_diagnostics_last': watch.detector_diag,
               'holds': watch.holds[-20:], 'n_holds': len(watch.holds),
