@@ -453,9 +453,9 @@ class ManipulationControllerNode(Node):
         elif self.interrupted is not None:
             active = int(self.interrupted['decision']['part_id'])
         now = self._now()
-        # republished every 0.1 s (node clock) as the controller's heartbeat: the supervisor
-        # holds the line when it stops (controller_timeout_s)
-        if active != self._active or not 0.0 <= now - self._active_t < 0.1:
+        # republished every 0.05 s (node clock) as the controller's heartbeat: the supervisor
+        # can hold the line when it stops (its controller_timeout_s)
+        if active != self._active or not 0.0 <= now - self._active_t < 0.05:
             self._active = active
             self._active_t = now
             self.pub_active.publish(String(data=json.dumps({'part_id': active})))

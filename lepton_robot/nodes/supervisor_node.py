@@ -166,6 +166,9 @@ class SupervisorNode(Node):
             part_id = json.loads(msg.data).get('part_id')
         except (ValueError, AttributeError):
             return
+        if part_id == self.core.active_pick:     # a heartbeat: nothing changed
+            self.core.last_controller = self._now()
+            return
         self._publish(self.core.on_active_pick(part_id, self._now()))
 
     def _on_belt_state(self, msg: JointState) -> None:
