@@ -94,6 +94,6 @@ def generate_launch_description():
              name='manipulation_controller', namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('controller_config'), {
                  'use_sim_time': use_sim_time, 'scenario': LaunchConfiguration('scenario'),
-                 'sim_pauses_for_planning': True, 'min_lead_s': 1.0, 'rate_hz': 50.0}]),
+                 'sim_pauses_for_planning': True, 'min_lead_s': 1.5, 'rate_hz': 50.0}]),
     ]
     return LaunchDescription(args + nodes)
