@@ -30,17 +30,17 @@ def _percentiles(samples_ms):
             'mean_ms': round(float(a.mean()), 4), 'n': int(len(a))}
 
 
-def _time(fn, x, iters, warmup=5):
-    for _ in range(warmup):
-        fn(x)
-    samples = []
+def _interleaved(runners, x, iters, warmup=5):
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn(x)
+    samples = {name: [] for name in runners}
     for _ in range(iters):
-        t0 = time.perf_counter()
-        fn(x)
-        samples.append((time.perf_counter() - t0) * 1e3)
-    stats = _percentiles(samples)
-    stats['throughput_crops_per_s'] = round(len(x) * 1000.0 / stats['mean_ms'], 1)
-    return stats
+        for name, fn in runners.items():
+            t0 = time.perf_counter()
+            fn(x)
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return samples
 
 
 def _sgemm_gflops(threads):
@@ -136,9 +136,16 @@ def main(argv=None):
     else:
         report['tensorrt'] = f'skipped: {reason}'
 
+    # Interleaved: every round times each runner once, so load drift on a shared machine
+    # hits all of them alike and the ratios stay meaningful.
+    for batch_name, x, iters in (('batch1', x1, args.iters),
+                                 ('batch8', x8, max(20, args.iters // 4))):
+        samples = _interleaved(runners, x, iters)
+        for name, values in samples.items():
+            stats = _percentiles(values)
+            stats['throughput_crops_per_s'] = round(len(x) * 1000.0 / stats['mean_ms'], 1)
+            report['latency'].setdefault(name, {})[batch_name] = stats
     for name, fn in runners.items():
-        report['latency'][name] = {'batch1': _time(fn, x1, args.iters),
-                                   'batch8': _time(fn, x8, max(20, args.iters // 4))}
         if name == 'pytorch_eager':
             probs = {k: v.numpy() for k, v in zip(('condition', 'color', 'shape'),
                                                   torch_infer(x_all))}
