@@ -12,8 +12,9 @@ Reported per node: RSS at the end of the warm-up (``--warmup-min``, default 10 %
 run), at the end, and the growth in percent (goal < 5 %), plus a least-squares slope in
 MiB per hour over the samples after the warm-up. Reported for the cell: decisions made,
 pick results received for them (a decision without a result while a later part already
-has one is a *dropped decision*; those after the last result are reported as pending), the detector's dropped frames (newest-frame policy,
-from its diagnostics) and the supervisor's holds.
+has one is a *dropped decision*; those after the last result are reported as pending),
+the detector's dropped frames (newest-frame policy, from its diagnostics) and the
+supervisor's holds.
 
 Usage::
 
