@@ -47,6 +47,9 @@ TOPIC_MANIPULATION_ACTIVE = 'manipulation/active'
 #: std_msgs/Bool, true while the controller plans; the sim bridge pauses the simulated
 #: time meanwhile (``sync_planning``), as it waits for the detector (sim only).
 TOPIC_MANIPULATION_PLANNING = 'manipulation/planning'
+#: std_msgs/String JSON {"node": name, "t": sim seconds}: how far a node's clock has got;
+#: the sim bridge waits at each camera frame for the nodes that report it (sim only).
+TOPIC_SIM_ACK = 'sim/ack'
 
 # --- Schemas -------------------------------------------------------------------------------
 SCHEMA_INSPECTION = 'lepton.inspection/1'

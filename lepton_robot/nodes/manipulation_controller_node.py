@@ -27,7 +27,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_GRIPPER_STATE, TOPIC_JOINT_STATES,
                                      TOPIC_JOINT_TRAJECTORY, TOPIC_MANIPULATION_ACTIVE,
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_MANIPULATION_PLANNING,
-                                     TOPIC_PICK_RESULT)
+                                     TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -85,6 +85,8 @@ class ManipulationControllerNode(Node):
             ('give_up_x', 0.30, 'report a pick as failed when planning fails for a part past '
              'this world x (m); before it, planning is retried', ro),
             ('max_plan_failures', 8, 'planning attempts per decision', ro),
+            ('contact_x_max', 0.25, 'a pick on a moving belt whose contact falls past this '
+             'world x waits for the belt to stop (m)', ro),
             ('settle_s', 0.4, 'sim seconds between the end of a pick and planning the next '
              '(the belt command for it settles)', ro),
             ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
@@ -111,6 +113,7 @@ class ManipulationControllerNode(Node):
         self.replan_s = float(p['replan_s'])
         self.sim_pauses = bool(p['sim_pauses_for_planning'])
         self.settle_s = float(p['settle_s'])
+        self.contact_x_max = float(p['contact_x_max'])
         self.next_start = 0.0
         self._warm_up()
         self.queue: Deque[dict] = deque()
@@ -129,6 +132,8 @@ class ManipulationControllerNode(Node):
         self.pub_result = self.create_publisher(String, TOPIC_PICK_RESULT, RELIABLE)
         self.pub_active = self.create_publisher(String, TOPIC_MANIPULATION_ACTIVE, LATCHED)
         self.pub_planning = self.create_publisher(Bool, TOPIC_MANIPULATION_PLANNING, RELIABLE)
+        self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
+        self._last_ack = -1.0
         self._active: Optional[int] = -1
         self._active_t = -math.inf    # last manipulation/active (also the supervisor's heartbeat)
         self.diag = DiagnosticsPublisher(self)
@@ -348,6 +353,18 @@ class ManipulationControllerNode(Node):
                                       f'{lead:.2f} s lead: planning again',
                                       throttle_duration_sec=10.0)
             lead = 1.5 * spent + 0.2
+        v = self.odometer.velocity
+        contact_x = pose[0] + v * float(traj.marks.get('contact', 0.0))
+        if v > 0.0 and contact_x > self.contact_x_max:
+            # the cup would meet the part past the pick zone: wait for the belt guard to
+            # stop the belt (it does between picks) and pick it on a still belt
+            decision['retry_at'] = now + self.replan_s
+            self.queue.append(decision)
+            self.job = None
+            self.get_logger().info(f'part {decision["part_id"]}: contact at x={contact_x:.2f} '
+                                   f'is past {self.contact_x_max:.2f}; waiting for the belt '
+                                   'to stop', throttle_duration_sec=2.0)
+            return
         self.get_logger().info(
             f'part {decision["part_id"]}: pick at {np.round(pose, 3).tolist()} '
             f'(belt {self.odometer.velocity:.3f} m/s), start {t_start:.2f} s '
@@ -401,6 +418,9 @@ class ManipulationControllerNode(Node):
     def _on_timer(self) -> None:
         """Run the suction schedule, check the grasp, finish jobs, start the next one."""
         now = self._now()
+        if now - self._last_ack >= 0.05:
+            self._last_ack = now
+            self.pub_ack.publish(String(data=json.dumps({'node': 'controller', 't': now})))
         wall = time.monotonic()
         if not self.clock_samples or wall - self.clock_samples[-1][0] > 0.05:
             self.clock_samples.append((wall, now))

@@ -33,7 +33,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_CLOCK, TOPIC_DECISION, TOPIC_GRIPPER,
                                      TOPIC_GRIPPER_STATE, TOPIC_IMAGE, TOPIC_INSPECTION,
                                      TOPIC_JOINT_STATES, TOPIC_JOINT_TRAJECTORY,
-                                     TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT)
+                                     TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -90,6 +90,10 @@ class SimBridgeNode(Node):
             ('sync_inspection', True, "wait for each frame's inspection before stepping on",
              ro),
             ('sync_timeout_s', 1.0, 'wall seconds to wait for an inspection', ro),
+            ('sync_nodes', True, 'at each camera frame wait until the nodes reporting on '
+             'sim/ack have caught up with the sim clock (a loaded CPU slows the run instead '
+             'of changing it)', ro),
+            ('sync_nodes_lag_s', 0.15, 'how far behind (sim s) a node may be', ro),
             ('sync_planning', True, 'pause sim time while the controller plans '
              '(manipulation/planning)', ro),
             ('planning_timeout_s', 15.0, 'wall seconds to wait for a planning controller', ro),
@@ -166,6 +170,10 @@ class SimBridgeNode(Node):
         self._planning = threading.Event()
         self._planning_done = threading.Event()
         self.create_subscription(Bool, TOPIC_MANIPULATION_PLANNING, self._on_planning, RELIABLE)
+        self._acks: Dict[str, float] = {}
+        self._ack_event = threading.Event()
+        self._lagging: set = set()
+        self.create_subscription(String, TOPIC_SIM_ACK, self._on_ack, RELIABLE)
         self.create_timer(1.0, self._on_diag_timer)
         self._wall0 = time.monotonic()
         self._thread = threading.Thread(target=self._run, name='sim', daemon=True)
@@ -241,6 +249,36 @@ class SimBridgeNode(Node):
         else:
             self._planning.clear()
             self._planning_done.set()
+
+    def _on_ack(self, msg: String) -> None:
+        """Note how far a node's clock has got."""
+        try:
+            ack = json.loads(msg.data)
+            self._acks[str(ack['node'])] = float(ack['t'])
+        except (ValueError, KeyError, TypeError):
+            return
+        self._ack_event.set()
+
+    def _wait_for_nodes(self, t: float) -> None:
+        if not self.p['sync_nodes']:
+            return
+        need = t - self.p['sync_nodes_lag_s']
+        deadline = time.monotonic() + self.p['sync_timeout_s']
+        while not self._stop.is_set():
+            behind = [n for n, tn in self._acks.items() if tn < need]
+            # a node that missed the deadline once is waited for again once it caught up
+            self._lagging &= set(behind)
+            behind = [n for n in behind if n not in self._lagging]
+            if not behind:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._lagging |= set(behind)
+                self.get_logger().warning(f'not waiting for {behind}: behind the sim clock',
+                                          throttle_duration_sec=10.0)
+                return
+            self._ack_event.clear()
+            self._ack_event.wait(min(left, 0.02))
 
     def _wait_for_planning(self) -> None:
         if not self.p['sync_planning'] or not self._planning.is_set():
@@ -446,6 +484,7 @@ class SimBridgeNode(Node):
                     self._publish_frame(t)
                     next_frame += self.camera_period
                     self._wait_for_inspection(t)
+                    self._wait_for_nodes(t)
                 if self.p['max_rtf'] > 0:
                     ahead = (t - sim0) / self.p['max_rtf'] - (time.monotonic() - wall0)
                     if ahead > 0.002:

@@ -8,7 +8,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_INSPECTION, SCHEMA_INT
                                      SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_BELT_STATE,
                                      TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
                                      TOPIC_INSPECTION, TOPIC_INTENT, TOPIC_MANIPULATION_ACTIVE,
-                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT)
+                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, OK, WARN
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -89,6 +89,7 @@ class SupervisorNode(Node):
         self.pub_feedback = self.create_publisher(String, TOPIC_FEEDBACK, RELIABLE)
         self.pub_belt = self.create_publisher(Float32, TOPIC_BELT_SPEED, LATCHED)
         self.pub_manip = self.create_publisher(String, TOPIC_MANIPULATION_COMMAND, RELIABLE)
+        self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
         self.diag = DiagnosticsPublisher(self)
         self.create_subscription(String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
         self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
@@ -179,8 +180,10 @@ class SupervisorNode(Node):
                                        msg.velocity[0] if msg.velocity else 0.0)
 
     def _on_tick(self) -> None:
-        """Run staleness checks and due decisions."""
-        self._publish(self.core.tick(self._now()))
+        """Run staleness checks and due decisions; tell the sim how far this node got."""
+        now = self._now()
+        self._publish(self.core.tick(now))
+        self.pub_ack.publish(String(data=json.dumps({'node': 'supervisor', 't': now})))
 
     def _on_state_timer(self) -> None:
         """Republish the cell state and diagnostics once a second."""
