@@ -1,8 +1,9 @@
 """
 Backend parity: the same image gives the same labels on every available backend.
 
-ONNX Runtime FP32 and the PyTorch checkpoint must agree to 1e-4 in probability; the INT8
-and FP16 variants must give the same labels; native TensorRT joins where it can run.
+ONNX Runtime FP32 and the PyTorch checkpoint must agree to 1e-4 in probability; the FP16
+variant must give the same labels; INT8 the same parts and >= 95 % identical labels (a
+part at the ok threshold may flip); native TensorRT joins where it can run.
 """
 
 from detector_helpers import CHECKPOINT, INT8_MODEL, needs_model, render_dataset, SHIPPED_MODEL
@@ -59,13 +60,24 @@ def test_reference_found_parts(reference):
 
 
 @pytest.mark.skipif(not INT8_MODEL.is_file(), reason='no INT8 variant shipped')
-def test_int8_gives_the_same_labels(images, reference):
-    """The INT8 model labels every part of every frame as FP32 does."""
+def test_int8_gives_the_same_parts_and_nearly_the_same_labels(images, reference):
+    """
+    The INT8 model finds the same parts; at least 95 % of them get identical labels.
+
+    Quantisation moves probabilities a little, so a part whose p(ok) sits at the ok
+    threshold can flip (measured: see the README); colour never differs.
+    """
     int8 = _ort(INT8_MODEL)
     try:
-        assert _labels(DefectDetector(int8, track=False), images) == reference[0]
+        got = _labels(DefectDetector(int8, track=False), images)
     finally:
         int8.close()
+    want = reference[0]
+    pairs = [(a, b) for fa, fb in zip(want, got) for a, b in zip(fa, fb)]
+    assert [len(f) for f in got] == [len(f) for f in want]
+    assert all(a[0] == b[0] and a[2] == b[2] for a, b in pairs)     # same boxes, colours
+    agree = sum(a == b for a, b in pairs) / len(pairs)
+    assert agree >= 0.95, f'INT8 agrees with FP32 on {agree:.1%} of parts'
 
 
 @pytest.mark.skipif(not FP16_MODEL.is_file(), reason='no FP16 variant shipped')
