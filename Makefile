@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?= --parts 20 --seed 1 --summary runs/demo_summary.json --say "20:put all scratched parts in the rework bin"
 
-.PHONY: demo test install install-dev lint clean build-colcon
+.PHONY: demo test install install-dev lint clean build-colcon bench bench-quick
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ demo: $(VENV)/.installed-runtime
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# every benchmark side by side: benchmarks/results/latest.{json,md,png} and the README table
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/run_all.py --readme $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed-dev
+	$(PY) benchmarks/run_all.py --quick --readme $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m pytest -q -m linter

@@ -135,6 +135,7 @@ class ManipulationControllerNode(Node):
         self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
         self._last_ack = -1.0
         self._active: Optional[int] = -1
+        self._active_t = -math.inf    # last manipulation/active (also the supervisor's heartbeat)
         self.diag = DiagnosticsPublisher(self)
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_COMMAND, self._on_command,
@@ -471,8 +472,12 @@ class ManipulationControllerNode(Node):
             active = int(job['decision']['part_id'])
         elif self.interrupted is not None:
             active = int(self.interrupted['decision']['part_id'])
-        if active != self._active:
+        now = self._now()
+        # republished every 0.05 s (node clock) as the controller's heartbeat: the supervisor
+        # can hold the line when it stops (its controller_timeout_s)
+        if active != self._active or not 0.0 <= now - self._active_t < 0.05:
             self._active = active
+            self._active_t = now
             self.pub_active.publish(String(data=json.dumps({'part_id': active})))
 
     def _on_diag_timer(self) -> None:

@@ -57,6 +57,9 @@ class SupervisorNode(Node):
              dict(floating_point_range=_float_range(1.0, 200.0), **ro)),
             ('reclassify', False, 'decide the class from the mean probabilities and the '
              'sensitivity instead of the detector labels', ro),
+            ('controller_timeout_s', 0.0, 'hold the line when the manipulation controller '
+             'is silent (manipulation/active heartbeat) this long (s); 0 = off',
+             dict(floating_point_range=_float_range(0.0, 60.0), **ro)),
             ('db_path', '', 'SQLite traceability database; empty = none', ro),
             ('run_label', '', 'label of this run in the database (default: start time)', ro),
         ]
@@ -74,7 +77,7 @@ class SupervisorNode(Node):
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
             guard_hard_x=p['guard_hard_x'],
             belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts'],
-            reclassify=p['reclassify']))
+            reclassify=p['reclassify'], controller_timeout_s=p['controller_timeout_s']))
         self.trace = None
         if p['db_path']:
             from lepton_robot.traceability import TraceWriter
@@ -163,6 +166,9 @@ class SupervisorNode(Node):
         try:
             part_id = json.loads(msg.data).get('part_id')
         except (ValueError, AttributeError):
+            return
+        if part_id == self.core.active_pick:     # a heartbeat: nothing changed
+            self.core.last_controller = self._now()
             return
         self._publish(self.core.on_active_pick(part_id, self._now()))
 

@@ -62,6 +62,7 @@ class SupervisorConfig:
     belt_end_x: float = 0.40
     max_attempts: int = 3
     reclassify: bool = False
+    controller_timeout_s: float = 0.0   # hold when the controller is silent this long (0: off)
 
 
 @dataclass
@@ -122,6 +123,7 @@ class Supervisor:
         self._guard_reason_before: Optional[str] = None
         self.active_pick: Optional[int] = None   # the controller's pick in progress
         self.last_views: List[tuple] = []   # (track_id, part) of the last inspection
+        self.last_controller: Optional[float] = None   # last heartbeat of the controller
 
     # --- derived state ---------------------------------------------------------------------
     @property
@@ -209,8 +211,9 @@ class Supervisor:
         return self._event('emergency_stop', now)
 
     def on_active_pick(self, part_id: Optional[int], now: float) -> Outputs:
-        """Record which part the controller is picking now (None: idle)."""
+        """Record which part the controller is picking now (None: idle); also its heartbeat."""
         self.active_pick = part_id
+        self.last_controller = now
         return self._sync_belt(now, Outputs())
 
     def on_pick_result(self, payload: Mapping, now: float) -> Outputs:
@@ -258,10 +261,14 @@ class Supervisor:
         out = Outputs()
         reason = self._stale_reason(now)
         if reason != self.hold_reason:
-            self.hold_reason = reason
+            before, self.hold_reason = self.hold_reason, reason
             out.state_changed = True
-            out.feedback.append(f'Holding the line: {reason}.' if reason
-                                else 'Inspections are back; line released.')
+            if reason:
+                out.feedback.append(f'Holding the line: {reason}.')
+            elif before and 'controller' in before:
+                out.feedback.append('The manipulation controller is back; line released.')
+            else:
+                out.feedback.append('Inspections are back; line released.')
         if self.state == 'running' and not self.held:
             for track in self.tracker.undecided():
                 if track.n_views >= self.config.min_views:
@@ -278,6 +285,13 @@ class Supervisor:
         age = now - self.last_inspection
         if age > self.config.stale_after_s:
             return f'inspections stale (none for {age:.1f} s)'
+        timeout = self.config.controller_timeout_s
+        if timeout > 0.0:
+            if self.last_controller is None:
+                return 'waiting for the manipulation controller'
+            if now - self.last_controller > timeout:
+                return (f'manipulation controller silent (none for '
+                        f'{now - self.last_controller:.1f} s)')
         return None
 
     def _event(self, event: str, now: float) -> Outputs:
@@ -359,6 +373,10 @@ class Supervisor:
         if self.state == 'estopped':
             return Outputs(feedback=['E-stop is latched; say "start" first.'])
         track = self._select(slots, now)
+        if track is None and 'part_id' in slots:
+            # an id names a part already seen: an unknown one is refused, not queued
+            return Outputs(feedback=[f'There is no part {slots["part_id"]} on the line; '
+                                     f'nothing changed.'])
         if track is None:
             self.pending_pick = dict(slots)
             return Outputs(feedback=['No matching part in view yet: I will pick the next one '

@@ -1,0 +1,202 @@
+r"""
+Soak benchmark: the whole simulated graph for a long run, memory growth and lost decisions.
+
+Not a test (and not part of ``run_all.py``: it takes its ``--minutes``). Starts the sim
+graph with the project's launcher (one process per node, real DDS on a fresh
+``ROS_DOMAIN_ID``, localhost discovery) with a feeder that does not run dry, the camera at
+the scenario's full rate and ``--max-rtf`` (default 1: real time), and for ``--minutes`` of
+wall time samples every node process' resident memory (``/proc/PID/status`` VmRSS, the
+process group's processes summed) every ``--sample-s`` seconds.
+
+Reported per node: RSS at the end of the warm-up (``--warmup-min``, default 10 % of the
+run), at the end, and the growth in percent (goal < 5 %), plus a least-squares slope in
+MiB per hour over the samples after the warm-up. Reported for the cell: decisions made,
+pick results received for them (a decision without a result while a later part already
+has one is a *dropped decision*; those after the last result are reported as pending),
+the detector's dropped frames (newest-frame policy, from its diagnostics) and the
+supervisor's holds.
+
+Usage::
+
+    nice -n 10 .venv/bin/python benchmarks/bench_soak.py --minutes 30 \
+        --out benchmarks/results/bench_soak.json
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import random
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+
+def rss_kib(pid: int) -> int:
+    """Return the resident memory (KiB) of a process and its process group's members."""
+    total = 0
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) != pid:
+                continue
+            for line in (entry / 'status').read_text().splitlines():
+                if line.startswith('VmRSS:'):
+                    total += int(line.split()[1])
+        except (OSError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+class _Watch:
+    """Record decisions, pick results, cell states and detector diagnostics."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from lepton_robot.ros.qos import LATCHED, RELIABLE
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+        self._rclpy = rclpy
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, args=['--ros-args'])
+        self.node = rclpy.create_node('soak_probe', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.decisions, self.results, self.holds = {}, {}, []
+        self.detector_diag = {}
+        self._held = False
+        n = self.node
+        n.create_subscription(String, 'decision', self._on_decision, RELIABLE)
+        n.create_subscription(String, 'manipulation/result', self._on_result, RELIABLE)
+        n.create_subscription(String, 'cell/state', self._on_state, LATCHED)
+        n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_decision(self, msg) -> None:
+        d = json.loads(msg.data)
+        self.decisions.setdefault(d['part_id'], []).append(time.monotonic())
+
+    def _on_result(self, msg) -> None:
+        r = json.loads(msg.data)
+        self.results.setdefault(r['part_id'], []).append(bool(r.get('ok')))
+
+    def _on_state(self, msg) -> None:
+        s = json.loads(msg.data)
+        if s.get('held') and not self._held:
+            self.holds.append(s.get('hold_reason'))
+        self._held = bool(s.get('held'))
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if 'defect_detector' in status.name:
+                self.detector_diag = {kv.key: kv.value for kv in status.values}
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        self.node.destroy_node()
+        self._rclpy.try_shutdown(context=self.context)
+
+
+def main(argv=None) -> int:
+    """Run the soak and print/write JSON."""
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[1])
+    ap.add_argument('--minutes', type=float, default=30.0, help='wall-clock duration')
+    ap.add_argument('--warmup-min', type=float, default=None,
+                    help='minutes before the baseline sample (default: 10 %% of the run)')
+    ap.add_argument('--sample-s', type=float, default=10.0)
+    ap.add_argument('--detector', choices=('onnx', 'truth'), default=None,
+                    help='default: onnx when a detector model is installed, else truth')
+    ap.add_argument('--model', default='', help='detector ONNX (default: shipped)')
+    ap.add_argument('--max-rtf', type=float, default=1.0)
+    ap.add_argument('--seed', type=int, default=7)
+    ap.add_argument('--out', default=None)
+    args = ap.parse_args(argv)
+
+    from lepton_robot import paths
+    from lepton_robot.launcher import Graph, sim_graph
+    detector = args.detector or ('onnx' if args.model or (
+        paths.models_dir() / 'defect_detector.onnx').is_file() else 'truth')
+    os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(110, 200))
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    os.environ.pop('RMW_IMPLEMENTATION', None)
+    run_dir = Path(tempfile.mkdtemp(prefix='bench_soak_'))
+    os.environ.setdefault('ROS_LOG_DIR', str(run_dir / 'ros_log'))
+    parts = int(args.minutes * 60 * max(args.max_rtf, 1.0) / 4) + 20   # never runs dry
+    specs = sim_graph(parts=parts, seed=args.seed, detector=detector, parser=False,
+                      max_rtf=args.max_rtf, model=args.model,
+                      extra={'sim_bridge': {'max_sim_time_s': 1e6}})
+    graph = Graph(specs, run_dir=run_dir)
+    watch = _Watch()
+    samples = {}     # node -> [(t_min, rss_kib)]
+    warmup = args.warmup_min if args.warmup_min is not None else 0.1 * args.minutes
+    t0 = time.monotonic()
+    died = None
+    try:
+        graph.start()
+        while (time.monotonic() - t0) / 60.0 < args.minutes:
+            dead = graph.dead()
+            if dead:
+                died = f'{dead[0]} exited:\n{graph.log_tail(dead[0], 20)}'
+                break
+            t_min = (time.monotonic() - t0) / 60.0
+            for name, proc in graph.procs.items():
+                samples.setdefault(name, []).append((round(t_min, 3), rss_kib(proc.pid)))
+            time.sleep(args.sample_s)
+        wall_min = (time.monotonic() - t0) / 60.0
+        decisions = dict(watch.decisions)
+        results = dict(watch.results)
+    finally:
+        watch.close()
+        graph.shutdown()
+    memory = {}
+    for name, rows in samples.items():
+        after = [(t, r) for t, r in rows if t >= warmup] or rows
+        base, end = after[0][1], rows[-1][1]
+        ts, rs = np.array([t for t, _ in after]), np.array([r for _, r in after], float)
+        slope = float(np.polyfit(ts / 60.0, rs / 1024.0, 1)[0]) if len(after) > 2 else None
+        memory[name] = {'rss_mib_after_warmup': round(base / 1024, 1),
+                        'rss_mib_end': round(end / 1024, 1),
+                        'rss_mib_max': round(max(r for _, r in rows) / 1024, 1),
+                        'growth_pct': round(100.0 * (end - base) / base, 2) if base else None,
+                        'slope_mib_per_hour': round(slope, 2) if slope is not None else None,
+                        'samples': len(rows)}
+    # a decision with no result while a later part already has one is dropped; the ones
+    # after the last result are still queued or in progress at the end
+    last_done = max(results, default=-1)
+    dropped = sorted(pid for pid in decisions if pid not in results and pid < last_done)
+    pending = sorted(pid for pid in decisions if pid not in results and pid > last_done)
+    report = {'benchmark': 'soak', 'minutes_requested': args.minutes,
+              'minutes_run': round(wall_min, 2), 'warmup_min': round(warmup, 2),
+              'detector': detector, 'max_rtf': args.max_rtf, 'cpus': os.cpu_count(),
+              'load_avg_1m': round(os.getloadavg()[0], 2), 'died': died,
+              'memory': memory,
+              'goal_growth_lt_5pct': all((m['growth_pct'] or 0) < 5.0 for m in memory.values()),
+              'decisions': len(decisions),
+              'decisions_with_result': sum(1 for p in decisions if p in results),
+              'dropped_decisions': dropped, 'pending_at_end': pending,
+              'picks_ok': sum(1 for v in results.values() if any(v)),
+              'detector_diagnostics_last': watch.detector_diag,
+              'holds': watch.holds[-20:], 'n_holds': len(watch.holds),
+              'run_dir': str(run_dir)}
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + '\n')
+    return 0 if died is None else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
