@@ -96,6 +96,22 @@ def module_available(module: str) -> bool:
         return False
 
 
+def write_run_calibration(scenario: str, seed: int) -> str:
+    """
+    Write the simulated run's camera calibration (``camera.json``) and return its path.
+
+    The sim mounts its camera with a seeded jitter; a real cell is calibrated, so the
+    detector gets the run's calibration rather than the scenario's nominal camera.
+    """
+    from lepton_robot.sim.cell import run_camera
+    from lepton_robot.sim.scenario import Scenario
+    camera = run_camera(Scenario.load(scenario), seed)
+    fd, path = tempfile.mkstemp(prefix=f'lepton_camera_s{int(seed)}_', suffix='.json')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(camera.to_dict(), f)
+    return path
+
+
 def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str = 'onnx',
               summary_path: str = '', db_path: str = '', scenario: str = 'default',
               max_rtf: float = 1.0, camera_rate_hz: float = 0.0,
@@ -136,6 +152,7 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
                               'not installed; use --detector truth to run the graph with '
                               'ground-truth inspections')
         det = {k: v for k, v in (('model', model), ('backend', backend)) if v}
+        det['camera_calibration'] = write_run_calibration(scenario, seed)
         nodes.append(NodeSpec('defect_detector', 'lepton_robot.nodes.defect_detector_node',
                               'DefectDetectorNode', 'defect_detector_node',
                               'defect_detector.yaml', det))

@@ -75,6 +75,16 @@ class _Part:
     extra: Dict = field(default_factory=dict)
 
 
+def run_camera(scenario: Scenario, seed: int) -> CameraModel:
+    """
+    Return the calibrated camera of the cell run with ``seed`` (mounting jitter included).
+
+    This is what a calibration of that run's camera measures; the launcher hands it to the
+    detector as its ``camera.json`` so positions are exact, as on a calibrated real cell.
+    """
+    return camera_from_scenario(scenario.camera, np.random.default_rng([int(seed), 3]))
+
+
 def _weighted_choice(rng: np.random.Generator, weights: Dict[str, float]) -> str:
     names = list(weights)
     w = np.asarray([weights[n] for n in names], float)
@@ -255,8 +265,7 @@ class WorkCell:
         self.client.setGravity(0, 0, float(sc.physics['gravity']))
         self._rng_feeder = np.random.default_rng([self.seed, 1])
         self._rng_light = np.random.default_rng([self.seed, 2])
-        self.camera: CameraModel = camera_from_scenario(sc.camera,
-                                                        np.random.default_rng([self.seed, 3]))
+        self.camera: CameraModel = run_camera(sc, self.seed)
         self.renderer = Renderer(self.camera, sc.belt, np.random.default_rng([self.seed, 4]))
         self.lighting: Lighting = sample_lighting(sc.lighting, sc.camera['noise_std'],
                                                   self._rng_light)
