@@ -131,6 +131,53 @@ def test_simulated_arm_tracks_a_trajectory_and_suction_grasps():
         assert cell.part(pid).location == 'rework'
 
 
+@pytest.mark.parametrize('z_error, press, grasped', [
+    (0.0, 0.0, True),          # exact top face, no press: seals at the top
+    (0.005, 0.0, False),       # top reported 5 mm too high (a short part): the cup stops short
+    (0.005, 0.006, True),      # the same with the controller's press depth: seals on the way
+    (-0.005, 0.006, True),     # a tall part: the bellows absorb 11 mm, the part stays put
+])
+def test_bellows_cup_covers_a_part_height_error(z_error, press, grasped):
+    """A top face known to +-5 mm is picked when the cup presses a little below it."""
+    from lepton_robot.sim.cell import WorkCell
+    from lepton_robot.sim.executor import TrajectoryExecutor
+    with WorkCell(seed=3) as cell:
+        cell.feeder_enabled = False
+        cell.set_belt_speed(50)
+        pid = cell.spawn_part('block', 'red', 'ok', x=-0.25, y=0.5, yaw=0.0)
+        cell.step(24)
+        top = np.asarray(cell.part_top(pid))
+        planner = ArmPlanner(cell.scenario)
+        try:
+            traj = planner.plan_pick_place(cell.arm.joint_positions(),
+                                           (top[0], top[1], top[2] + z_error, 0.0), 'rework',
+                                           belt_velocity=(cell.belt_speed, 0.0, 0.0),
+                                           press_depth=press)
+        finally:
+            planner.close()
+        ex = TrajectoryExecutor(cell, traj)
+        held_at_check = None
+        lowest_top = math.inf
+        while not ex.done:
+            ex.update()
+            cell.step(2)
+            if not ex.passed('grasp_check'):
+                lowest_top = min(lowest_top, cell.part_top(pid)[2])
+            if held_at_check is None and ex.passed('grasp_check'):
+                held_at_check = cell.arm.holding()
+        cell.step_for(1.0)
+        assert (held_at_check == pid) == grasped
+        assert (cell.part(pid).location == 'rework') == grasped
+        # the compressing bellows never push the part into the belt
+        assert lowest_top > top[2] - 0.002
+
+
+def test_press_depth_beyond_the_stroke_is_refused(planner):
+    with pytest.raises(ValueError, match='press_depth'):
+        planner.plan_pick_place(planner.home, (0.0, 0.5, 0.15, 0.0), 'reject',
+                                press_depth=0.05)
+
+
 @pytest.fixture(scope='module')
 def fast_planner():
     p = ArmPlanner('fast')

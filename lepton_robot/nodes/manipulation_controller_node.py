@@ -92,6 +92,11 @@ class ManipulationControllerNode(Node):
             ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
             ('sim_pauses_for_planning', False, 'the sim bridge pauses sim time while this '
              'node plans (sim graph): plan with the shortest lead', ro),
+            ('press_depth_m', 0.006, 'the cup descends this far below the reported top face '
+             '(m): a camera-only detector knows part heights to a few mm and the bellows cup '
+             'seals on the way down and absorbs the rest',
+             {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=0.015)],
+              **ro}),
             ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
              'planning began (s); adapts to the measured planning time', ro),
         ]
@@ -114,6 +119,7 @@ class ManipulationControllerNode(Node):
         self.sim_pauses = bool(p['sim_pauses_for_planning'])
         self.settle_s = float(p['settle_s'])
         self.contact_x_max = float(p['contact_x_max'])
+        self.press_depth = float(p['press_depth_m'])
         self.next_start = 0.0
         self._warm_up()
         self.queue: Deque[dict] = deque()
@@ -335,7 +341,8 @@ class ManipulationControllerNode(Node):
             try:
                 traj = self.planner.plan_pick_place(
                     self.q, pose, decision['bin'],
-                    belt_velocity=(self.odometer.velocity, 0.0, 0.0))
+                    belt_velocity=(self.odometer.velocity, 0.0, 0.0),
+                    press_depth=self.press_depth)
             except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
                 self._planning_failed(decision, pose, exc, now)
                 return

@@ -330,24 +330,21 @@ class SimBridgeNode(Node):
             except TrajectoryError as exc:
                 self.get_logger().error(f'trajectory refused, holding: {exc}')
         for on in suction:
+            if not on and self.arm.suction and self.arm.holding() is None:
+                self._log_miss(t)
             self.arm.set_suction(on)
-            if on:
-                self._log_cup_offset(t)
 
-    def _log_cup_offset(self, t: float) -> None:
-        """Log where the cup is relative to the nearest part when suction goes on."""
-        cup = np.asarray(self.arm.tcp_pose()[0])
-        best = None
-        for truth in self.cell.parts():
-            if truth.location == 'belt':
-                top = np.asarray(self.cell.part_top(truth.id))
-                d = top - cup
-                if best is None or np.hypot(d[0], d[1]) < np.hypot(best[1][0], best[1][1]):
-                    best = (truth.id, d)
-        if best is not None:
-            self.get_logger().info(f'suction on at {t:.2f} s: nearest part {best[0]} is '
-                                   f'{np.round(1000 * best[1]).astype(int).tolist()} mm from the '
-                                   f'cup (xyz)')
+    def _log_miss(self, t: float) -> None:
+        """Say how close the cup came to a part when suction goes off with nothing held."""
+        miss = self.arm.closest_miss
+        if miss is None:
+            self.get_logger().warning(f'suction off at {t:.2f} s with nothing held: the cup '
+                                      'never came over a part on the belt')
+        else:
+            where = 'above' if miss > 0 else 'below'
+            self.get_logger().warning(f'suction off at {t:.2f} s with nothing held: the cup '
+                                      f'face came to {1000 * abs(miss):.1f} mm {where} the '
+                                      'top face of the nearest part at best')
 
     def _note_pick(self, before, after, t: float) -> None:
         """Pair a part that just got attached with the decision that targeted it."""

@@ -33,6 +33,10 @@ SHOULDER_Z = 0.333
 SAMPLE_DT = 0.01
 #: the cup stops this far above the part's top face: the suction seals across the gap
 CUP_GAP = 0.001
+#: the bellows cup seals when its face comes within this of the part's top face, m
+SEAL_GAP = 0.003
+#: how far the bellows cup compresses when the arm keeps descending after the seal, m
+CUP_STROKE = 0.015
 
 
 class UnreachableError(LeptonError):
@@ -364,7 +368,7 @@ class ArmPlanner:
 
     def plan_pick_place(self, q_start: Sequence[float], pick_pose: Sequence[float],
                         bin_name: str, *, belt_velocity: Sequence[float] = (0.0, 0.0, 0.0),
-                        t_pick: Optional[float] = None) -> Trajectory:
+                        t_pick: Optional[float] = None, press_depth: float = 0.0) -> Trajectory:
         """
         Plan approach, descend, grasp, lift, transfer and release of one part.
 
@@ -377,10 +381,15 @@ class ArmPlanner:
         :param bin_name: 'accept', 'reject' or 'rework'
         :param belt_velocity: (vx, vy, vz) of the belt, m/s
         :param t_pick: when the cup should touch the part, seconds from now
+        :param press_depth: how far below ``z`` the cup descends (m, at most
+            :data:`CUP_STROKE`): covers the uncertainty of a measured top face; the bellows
+            cup seals on the way down and absorbs the rest
         :return: the trajectory; marks 'contact', 'grasp_check', 'release', 'end'
         :raises UnreachableError: when the part (at pick time) or the bin is out of reach
-        :raises ValueError: on an unknown bin
+        :raises ValueError: on an unknown bin or a press depth outside [0, CUP_STROKE]
         """
+        if not 0.0 <= press_depth <= CUP_STROKE:
+            raise ValueError(f'press_depth must be in [0, {CUP_STROKE}] m, got {press_depth}')
         if bin_name not in self.bin_positions:
             raise ValueError(f'unknown bin {bin_name!r}; expected one of '
                              f'{sorted(self.bin_positions)}')
@@ -423,8 +432,8 @@ class ArmPlanner:
 
         def descend(t):
             s = _quintic(np.array(t / td))
-            return pre + vx * (t * t / (2.0 * td)) - [0.0, 0.0,
-                                                      (self.pre_height - CUP_GAP) * float(s)]
+            return pre + vx * (t * t / (2.0 * td)) - [
+                0.0, 0.0, (self.pre_height - CUP_GAP + press_depth) * float(s)]
 
         down = self.cartesian_path(q_pre, descend, td, yaw)
         contact_pt = descend(td)

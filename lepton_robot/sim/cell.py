@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import COLORS, CONDITIONS, SHAPES
-from lepton_robot.sim.arm import CUP_OFFSET, HOME_Q, JOINT_NAMES
+from lepton_robot.sim.arm import CUP_OFFSET, CUP_STROKE, HOME_Q, JOINT_NAMES, SEAL_GAP
 from lepton_robot.sim.camera import camera_from_scenario, CameraModel
 from lepton_robot.sim.parts import (make_appearance, make_geometry, PartAppearance,
                                     PartGeometry)
@@ -97,6 +97,12 @@ class SimArm:
 
     The suction cup sits at ``panda_grasptarget``; when suction is on, a part whose top face
     is at the cup is attached with a fixed constraint (checked every physics step).
+
+    The cup is a bellows cup: it seals from :data:`~lepton_robot.sim.arm.SEAL_GAP` above the
+    top face and compresses by up to :data:`~lepton_robot.sim.arm.CUP_STROKE` when the arm
+    keeps descending after the seal (the part stays on the belt meanwhile). A planner that
+    knows a part's height only to a few millimetres (a 2-D detector) therefore aims a little
+    below the top face, as it would on a real cell.
     """
 
     joint_names = JOINT_NAMES
@@ -126,6 +132,12 @@ class SimArm:
         self._suction = False
         self._held: Optional[int] = None
         self._constraint: Optional[int] = None
+        #: cup z when the seal was made and the bellows compression applied, m
+        self._seal_z = 0.0
+        self._compression = 0.0
+        #: closest vertical miss (cup face minus top face, m) while suction was on and
+        #: nothing was held: for the "nothing held" diagnostic
+        self.closest_miss: Optional[float] = None
 
     def joint_positions(self) -> np.ndarray:
         """Return the 7 arm joint angles (rad)."""
@@ -172,6 +184,8 @@ class SimArm:
 
     def set_suction(self, on: bool) -> None:
         """Switch the suction on (attaches a part at the cup) or off (releases it)."""
+        if on and not self._suction:
+            self.closest_miss = None
         self._suction = bool(on)
         if on:
             self._try_attach()
@@ -191,6 +205,25 @@ class SimArm:
     def _update(self) -> None:
         if self._suction and self._held is None:
             self._try_attach()
+        elif self._held is not None:
+            self._compress()
+
+    def _compress(self) -> None:
+        """Let the bellows absorb the arm's travel below the seal height (part stays put)."""
+        c = self._cell.client
+        compression = min(max(self._seal_z - float(self.cup_position()[2]), 0.0), CUP_STROKE)
+        if abs(compression - self._compression) < 2e-4:
+            return
+        self._compression = compression
+        part = self._cell._parts.get(self._held)
+        if part is None or part.body is None:
+            return
+        _, orn = c.getBasePositionAndOrientation(part.body)
+        rot = np.array(c.getMatrixFromQuaternion(orn)).reshape(3, 3)
+        # the constraint pins the part's child pivot to the cup: shifting the pivot down
+        # by the compression (in world z) holds the part that much higher relative to the cup
+        pivot = rot.T @ np.array([0.0, 0.0, -compression])
+        c.changeConstraint(self._constraint, jointChildPivot=pivot.tolist(), maxForce=300.0)
 
     def _try_attach(self) -> None:
         if self._held is not None:
@@ -206,8 +239,12 @@ class SimArm:
             rot = np.array(c.getMatrixFromQuaternion(orn)).reshape(3, 3)
             top = np.asarray(pos) + rot @ np.array([0.0, 0.0, part.geometry.half_extents[2]])
             radius = 0.8 * min(part.geometry.half_extents[:2])
-            if (np.hypot(*(cup[:2] - top[:2])) <= radius
-                    and -0.006 <= cup[2] - top[2] <= 0.003):
+            if np.hypot(*(cup[:2] - top[:2])) > radius:
+                continue
+            gap = float(cup[2] - top[2])
+            if self.closest_miss is None or abs(gap) < abs(self.closest_miss):
+                self.closest_miss = gap
+            if -CUP_STROKE <= gap <= SEAL_GAP:
                 inv_p, inv_q = c.invertTransform(tcp.tolist(), tcp_q.tolist())
                 rel_p, rel_q = c.multiplyTransforms(inv_p, inv_q, pos, orn)
                 self._constraint = c.createConstraint(
@@ -218,6 +255,7 @@ class SimArm:
                 for link in (7, 8, 9, 10, 11):
                     c.setCollisionFilterPair(self.body, part.body, link, -1, 0)
                 self._held = part.id
+                self._seal_z, self._compression = float(cup[2]), 0.0
                 part.location = LOC_GRIPPER
                 part.picked += 1
                 return
