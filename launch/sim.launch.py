@@ -36,7 +36,7 @@ def generate_launch_description():
                                           'onnxruntime-cuda, tensorrt'),
         DeclareLaunchArgument('parts', default_value='20', description='parts to feed'),
         DeclareLaunchArgument('seed', default_value='0', description='seed of the run'),
-        DeclareLaunchArgument('scenario', default_value='default',
+        DeclareLaunchArgument('scenario', default_value='fast',
                               description='sim scenario name or YAML path'),
         DeclareLaunchArgument('gui', default_value='false',
                               description='open the PyBullet GUI'),
@@ -94,6 +94,6 @@ def generate_launch_description():
              name='manipulation_controller', namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('controller_config'), {
                  'use_sim_time': use_sim_time, 'scenario': LaunchConfiguration('scenario'),
-                 'sim_pauses_for_planning': True, 'min_lead_s': 1.5, 'rate_hz': 50.0}]),
+                 'sim_pauses_for_planning': True, 'min_lead_s': 0.2, 'rate_hz': 50.0}]),
     ]
     return LaunchDescription(args + nodes)

@@ -142,7 +142,7 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
         NodeSpec('manipulation_controller', 'lepton_robot.nodes.manipulation_controller_node',
                  'ManipulationControllerNode', 'manipulation_controller_node',
                  'manipulation_controller.yaml',
-                 {'scenario': scenario, 'sim_pauses_for_planning': True, 'min_lead_s': 1.5,
+                 {'scenario': scenario, 'sim_pauses_for_planning': True, 'min_lead_s': 0.2,
                   'rate_hz': 50.0}),
     ]
     if detector == 'onnx':

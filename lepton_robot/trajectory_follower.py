@@ -5,7 +5,11 @@ Used by the sim bridge to drive the simulated Panda (no ROS here). Semantics:
 
 - A new trajectory replaces the active one. It starts at its ``start_time`` (the message
   stamp), or now when the stamp is zero or already past (deliberate: planning and transport
-  take a little sim time; the planner re-plans from the current pose anyway).
+  take a little sim time; the planner re-plans from the current pose anyway). One whose
+  stamp is in the future while another is being followed is queued: the active one runs
+  on until that time and the new one takes over from there (trajectory replacement as in
+  ``joint_trajectory_controller``; a controller can send the next motion ahead). A later
+  trajectory replaces a queued one.
 - Before the first point the arm moves from where it was when the trajectory arrived;
   between points positions follow cubic Hermite splines when velocities are given, linear
   interpolation otherwise; after the last point the last point is held.
@@ -68,6 +72,8 @@ class TrajectoryFollower:
         self.joint_names = list(joint_names)
         self.path_tolerance = float(path_tolerance)
         self.active: Optional[ActiveTrajectory] = None
+        #: a trajectory that takes over from ``active`` at its start time
+        self.queued: Optional[ActiveTrajectory] = None
         self.hold: Optional[np.ndarray] = None
         self.aborted: Optional[str] = None
         self.completed = 0
@@ -90,6 +96,7 @@ class TrajectoryFollower:
         """
         q_now = np.asarray(q_now, dtype=float)
         self.aborted = None
+        self.queued = None
         if len(times) == 0:
             self.active, self.hold = None, q_now.copy()
             return
@@ -108,13 +115,30 @@ class TrajectoryFollower:
         if velocities is not None and len(velocities) == len(t) and \
                 all(len(v) == len(joint_names) for v in velocities):
             vel = np.asarray(velocities, dtype=float)[:, order]
-        self.active = ActiveTrajectory(max(float(start_time), float(now)), q_now.copy(), t,
-                                       pos[:, order], vel)
+        new = ActiveTrajectory(max(float(start_time), float(now)), q_now.copy(), t,
+                               pos[:, order], vel)
+        if self.active is not None and new.start_time > now:
+            self.queued = new       # takes over from the active one at its start time
+            return
+        self.active = new
         self.hold = None
 
     def desired(self, now: float) -> Optional[np.ndarray]:
         """Return the joint positions wanted at ``now`` (None before any command)."""
-        tr = self.active
+        tr, nxt = self.active, self.queued
+        if nxt is not None and now >= nxt.start_time:
+            # hand over where the active trajectory is (or was) at the queued one's start
+            if tr is not None:
+                tau = nxt.start_time - tr.start_time
+                if tau >= tr.times[-1]:
+                    q0 = tr.positions[-1]
+                    self.completed += 1
+                else:
+                    q0 = _evaluate(tr, tau)
+            else:
+                q0 = self.hold if self.hold is not None else nxt.q_start
+            nxt.q_start = np.array(q0, dtype=float)
+            self.active, self.queued, self.hold, tr = nxt, None, None, nxt
         if tr is None:
             return self.hold
         tau = now - tr.start_time
@@ -149,14 +173,14 @@ class TrajectoryFollower:
         j = int(err.argmax())
         self.aborted = (f'path tolerance violated on {self.joint_names[j]}: '
                         f'{err[j]:.3f} rad > {self.path_tolerance:.3f}')
-        self.active = None
+        self.active = self.queued = None
         self.hold = np.asarray(q_measured, dtype=float).copy()
         return True
 
     @property
     def busy(self) -> bool:
-        """Return True while a trajectory is being followed."""
-        return self.active is not None
+        """Return True while a trajectory is being followed or waits to take over."""
+        return self.active is not None or self.queued is not None
 
     def names(self) -> List[str]:
         """Return a copy of the follower's joint order."""

@@ -58,3 +58,38 @@ def test_malformed_trajectories_raise_and_hold(names, times, positions):
     with pytest.raises(TrajectoryError):
         f.set_trajectory(0.0, [0.2, 0.3], names, times, positions)
     assert np.allclose(f.desired(1.0), [0.2, 0.3])
+
+
+def test_a_future_trajectory_waits_for_its_start_and_takes_over_there():
+    """Sent ahead, the next motion queues: the active one runs on until the new one's stamp."""
+    f = TrajectoryFollower(NAMES)
+    f.set_trajectory(0.0, [0, 0], NAMES, [2.0], [[2, 2]], start_time=0.0)
+    f.set_trajectory(0.5, [0.5, 0.5], NAMES, [1.0], [[0, 4]], start_time=1.0)
+    assert f.busy
+    assert np.allclose(f.desired(0.75), [0.75, 0.75])    # still the first trajectory
+    assert np.allclose(f.desired(1.0), [1.0, 1.0])       # handover from where it is
+    assert np.allclose(f.desired(1.5), [0.5, 2.5])       # halfway from (1, 1) to (0, 4)
+    assert np.allclose(f.desired(3.0), [0, 4]) and not f.busy
+
+
+def test_a_queued_trajectory_after_the_active_ends_starts_from_the_held_pose():
+    f = TrajectoryFollower(NAMES)
+    f.set_trajectory(0.0, [0, 0], NAMES, [1.0], [[1, 1]], start_time=0.0)
+    f.set_trajectory(0.2, [0.2, 0.2], NAMES, [1.0], [[3, 3]], start_time=2.0)
+    assert np.allclose(f.desired(1.5), [1, 1]) and f.busy    # holds, the next still waits
+    assert np.allclose(f.desired(2.5), [2, 2])
+    assert f.completed == 1
+
+
+@pytest.mark.parametrize('second', ['empty', 'now'])
+def test_an_empty_or_immediate_trajectory_drops_the_queued_one(second):
+    f = TrajectoryFollower(NAMES)
+    f.set_trajectory(0.0, [0, 0], NAMES, [2.0], [[2, 2]], start_time=0.0)
+    f.set_trajectory(0.5, [0.5, 0.5], NAMES, [1.0], [[0, 4]], start_time=1.5)
+    if second == 'empty':
+        f.set_trajectory(0.6, [0.6, 0.6], NAMES, [], [])
+        assert np.allclose(f.desired(3.0), [0.6, 0.6]) and not f.busy
+    else:
+        f.set_trajectory(0.6, [0.6, 0.6], NAMES, [0.4], [[-1, -1]], start_time=0.0)
+        assert np.allclose(f.desired(1.0), [-1, -1])
+        assert np.allclose(f.desired(3.0), [-1, -1]) and not f.busy

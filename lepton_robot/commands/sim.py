@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sim options."""
     parser.add_argument('--parts', type=int, default=20, help='number of parts to feed')
     parser.add_argument('--seed', type=int, default=0, help='seed of the run')
-    parser.add_argument('--scenario', default='default', help='scenario name or YAML path')
+    parser.add_argument('--scenario', default='fast',
+                        help='scenario name or YAML path (default: fast, the throughput-tuned '
+                        'cell; default: the reference cell with a slower feeder)')
     parser.add_argument('--gui', action='store_true', help='show the PyBullet GUI')
     parser.add_argument('--summary', metavar='FILE', help='write the run summary as JSON')
     parser.add_argument('--oracle', action='store_true',

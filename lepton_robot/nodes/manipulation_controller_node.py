@@ -11,6 +11,11 @@ the start time), ``gripper/command`` (std_msgs/Bool, true = suction on) at the p
 times, and one ``manipulation/result`` per decision. A halt (cell ``stopped`` /
 ``estopped``) publishes an empty trajectory at once: the controller then holds the arm
 where it is (ros2_control semantics).
+
+A pick on a moving belt is an intercept planned for one belt speed: when the belt changes
+speed (encoder or command) before the cup holds the part, the controller stops the arm and
+plans the pick again for the belt as it is (``belt_replans`` in diagnostics); it plans only
+while the belt runs at its commanded speed.
 """
 
 from collections import deque
@@ -38,6 +43,9 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+#: belt speeds closer than this (m/s) count as the same speed for a planned intercept
+BELT_TOLERANCE_MPS = 0.002
 
 
 def _duration(seconds: float) -> Duration:
@@ -72,11 +80,13 @@ class ManipulationControllerNode(Node):
                   **ro)),
             ('scenario', 'default', 'sim scenario whose arm, bins and belt to plan for', ro),
             ('rate_hz', 100.0, 'control loop rate (node clock)', ro),
-            ('speed_scale', 0.5, 'fraction of the Panda joint velocity limits used',
-             {'floating_point_range': [FloatingPointRange(from_value=0.05, to_value=1.0)],
+            ('speed_scale', 0.0, 'fraction of the Panda joint velocity limits used '
+             "(0 = the scenario's arm.speed_scale)",
+             {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=1.0)],
               **ro}),
-            ('accel_scale', 0.3, 'fraction of the Panda joint acceleration limits used',
-             {'floating_point_range': [FloatingPointRange(from_value=0.05, to_value=1.0)],
+            ('accel_scale', 0.0, 'fraction of the Panda joint acceleration limits used '
+             "(0 = the scenario's arm.accel_scale)",
+             {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=1.0)],
               **ro}),
             ('pick_zone_x_min', -0.12, 'a pick starts only when the part will meet the cup at '
              'or past this world x (m)', ro),
@@ -87,7 +97,7 @@ class ManipulationControllerNode(Node):
             ('max_plan_failures', 8, 'planning attempts per decision', ro),
             ('contact_x_max', 0.25, 'a pick on a moving belt whose contact falls past this '
              'world x waits for the belt to stop (m)', ro),
-            ('settle_s', 0.4, 'sim seconds between the end of a pick and planning the next '
+            ('settle_s', 0.15, 'sim seconds between the end of a pick and planning the next '
              '(the belt command for it settles)', ro),
             ('replan_s', 0.3, 'sim seconds between planning attempts', ro),
             ('sim_pauses_for_planning', False, 'the sim bridge pauses sim time while this '
@@ -97,6 +107,8 @@ class ManipulationControllerNode(Node):
              'seals on the way down and absorbs the rest',
              {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=0.015)],
               **ro}),
+            ('pipeline_picks', True, 'plan the next pick once the current part is held and '
+             'send it ahead: the arm goes from the bin straight to the next part', ro),
             ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
              'planning began (s); adapts to the measured planning time', ro),
         ]
@@ -105,8 +117,9 @@ class ManipulationControllerNode(Node):
                                                                       **extra))
         p = {name: self.get_parameter(name).value for name, *_ in params}
         from lepton_robot.sim.arm import ArmPlanner
-        self.planner = ArmPlanner(p['scenario'] or 'default', speed_scale=p['speed_scale'],
-                                  accel_scale=p['accel_scale'])
+        self.planner = ArmPlanner(p['scenario'] or 'default',
+                                  speed_scale=p['speed_scale'] or None,
+                                  accel_scale=p['accel_scale'] or None)
         self.odometer = BeltOdometer(p['max_belt_speed_mps'])
         self.pick_zone_x_min = float(p['pick_zone_x_min'])
         self.approach_s = float(p['approach_s'])
@@ -120,6 +133,8 @@ class ManipulationControllerNode(Node):
         self.settle_s = float(p['settle_s'])
         self.contact_x_max = float(p['contact_x_max'])
         self.press_depth = float(p['press_depth_m'])
+        self.pipeline = bool(p['pipeline_picks'])
+        self.next_job: Optional[dict] = None      # planned to follow self.job
         self.next_start = 0.0
         self._warm_up()
         self.queue: Deque[dict] = deque()
@@ -153,7 +168,7 @@ class ManipulationControllerNode(Node):
         self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
         self.create_timer(1.0 / p['rate_hz'], self._on_timer)
         self.create_timer(1.0, self._on_diag_timer)
-        self.stats = {'ok': 0, 'failed': 0, 'plan_ms': []}
+        self.stats = {'ok': 0, 'failed': 0, 'replans': 0, 'plan_ms': []}
 
     def _warm_up(self) -> None:
         """Plan one typical pick at start-up: loads caches and measures planning time."""
@@ -233,8 +248,15 @@ class ManipulationControllerNode(Node):
         self.holding = bool(msg.data)
 
     # --- control -----------------------------------------------------------------------------
+    def _drop_next(self) -> None:
+        """Put the pick planned to follow the current one back in the queue."""
+        if self.next_job is not None:
+            self.queue.appendleft(self.next_job['decision'])
+            self.next_job = None
+
     def _halt(self, reason: str) -> None:
         self.halted = True
+        self._drop_next()       # the empty trajectory below cancels it in the follower too
         hold = JointTrajectory()
         hold.header.stamp = self.get_clock().now().to_msg()
         hold.joint_names = list(self.joint_names or [])
@@ -265,6 +287,7 @@ class ManipulationControllerNode(Node):
         job['checked'] = True
         job['events'] = []
         self._send(traj, now, job)
+        self.job = job
 
     def _plan_place(self, q: np.ndarray, bin_name: str):
         """Plan up to the clearance height, over the bin, release (a part is held)."""
@@ -326,34 +349,54 @@ class ManipulationControllerNode(Node):
         return x + self.odometer.velocity * (self.approach_s + self._lead()) \
             >= self.pick_zone_x_min
 
-    def _start(self, decision: dict, now: float) -> None:
-        self.job = {'decision': decision, 't0': now, 'held': False}
-        self._publish_active()      # before planning: the belt guard must not stop under it
+    def _start(self, decision: dict, now: float, after: Optional[dict] = None) -> None:
+        """
+        Plan and send one pick: now, or (``after``, a job in progress) to follow that job.
+
+        A pick planned to follow another starts from that job's last pose at its end time
+        (the follower queues it); if it cannot be planned, the decision simply goes back to
+        the queue.
+        """
+        job = {'decision': decision, 't0': now, 'held': False}
+        if after is None:
+            self.job = job
+            self._publish_active()      # before planning: the belt guard must not stop under it
         lead = self._lead()
+        q_from = self.q if after is None else after['q_end']
         for attempt in range(2):
-            t_start = now + lead
+            t_start = now + lead if after is None else after['t_end']
             pose = self._predict(decision, t_start)
             if not all(math.isfinite(v) for v in pose):
+                if after is not None:
+                    self.queue.appendleft(decision)
+                    return
                 self._finish(False, f'rejected: pick pose is not finite {pose}')
                 return
             wall0 = time.monotonic()
             self.pub_planning.publish(Bool(data=True))
             try:
                 traj = self.planner.plan_pick_place(
-                    self.q, pose, decision['bin'],
+                    q_from, pose, decision['bin'],
                     belt_velocity=(self.odometer.velocity, 0.0, 0.0),
                     press_depth=self.press_depth)
             except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
+                self.pub_planning.publish(Bool(data=False))
+                if after is not None:       # plan it later, from where the arm will be
+                    self.queue.appendleft(decision)
+                    return
                 self._planning_failed(decision, pose, exc, now)
                 return
-            finally:
-                self.pub_planning.publish(Bool(data=False))
             wall = time.monotonic() - wall0
             self.plan_wall_s.append(wall)
             self.job['plan_ms'] = round(1e3 * wall, 2)
             spent = 0.0 if self.sim_pauses else wall * self._rtf()
-            if spent <= lead or attempt == 1:
+            if after is not None and spent > t_start - now:
+                self.pub_planning.publish(Bool(data=False))
+                self.queue.appendleft(decision)     # too late to follow on: plan it after
+                return
+            if spent <= lead or attempt == 1 or after is not None:
                 break
+            self.pub_planning.publish(Bool(data=False))
             # planning took longer than the lead: the arm would start late and miss a
             # moving part; plan once more for a later start
             self.get_logger().warning(f'planning took ~{spent:.2f} s sim, more than the '
@@ -363,8 +406,12 @@ class ManipulationControllerNode(Node):
         v = self.odometer.velocity
         contact_x = pose[0] + v * float(traj.marks.get('contact', 0.0))
         if v > 0.0 and contact_x > self.contact_x_max:
+            self.pub_planning.publish(Bool(data=False))
             # the cup would meet the part past the pick zone: wait for the belt guard to
             # stop the belt (it does between picks) and pick it on a still belt
+            if after is not None:
+                self.queue.appendleft(decision)
+                return
             decision['retry_at'] = now + self.replan_s
             self.queue.append(decision)
             self.job = None
@@ -375,8 +422,14 @@ class ManipulationControllerNode(Node):
         self.get_logger().info(
             f'part {decision["part_id"]}: pick at {np.round(pose, 3).tolist()} '
             f'(belt {self.odometer.velocity:.3f} m/s), start {t_start:.2f} s '
-            f'(lead {lead:.2f} s), contact at +{traj.marks.get("contact", float("nan")):.2f} s')
-        self._send(traj, t_start, self.job)
+            f'({"after the current pick" if after else f"lead {lead:.2f} s"}), '
+            f'contact at +{traj.marks.get("contact", float("nan")):.2f} s')
+        job['belt_v'] = v
+        self._send(traj, t_start, job)
+        if after is not None:
+            self.next_job = job
+        # the trajectory is on its way before the sim's planning pause ends (sim graph)
+        self.pub_planning.publish(Bool(data=False))
 
     def _planning_failed(self, decision: dict, pose, exc: Exception, now: float) -> None:
         failures = decision.get('plan_failures', 0) + 1
@@ -405,7 +458,7 @@ class ManipulationControllerNode(Node):
         job['t_end'] = now + float(traj.times[-1])
         job['t_check'] = now + float(marks['grasp_check']) if 'grasp_check' in marks else None
         job['t_release'] = now + float(marks['release']) if 'release' in marks else None
-        self.job = job
+        job['q_end'] = np.asarray(traj.positions[-1], dtype=float)
 
     def _go_home(self, now: float) -> None:
         if self.q is None:
@@ -415,9 +468,17 @@ class ManipulationControllerNode(Node):
         except LeptonError as exc:
             self.get_logger().error(f'cannot plan home: {exc}')
             return
-        self._send(traj, now, {'decision': None, 't0': now, 'home': True})
+        self._drop_next()
+        self.job = {'decision': None, 't0': now, 'home': True}
+        self._send(traj, now, self.job)
 
     def _fail(self, error: str, now: float) -> None:
+        if self.next_job is not None:
+            hold = JointTrajectory()        # cancel the queued follow-on pick
+            hold.header.stamp = self.get_clock().now().to_msg()
+            hold.joint_names = list(self.joint_names or [])
+            self.pub_traj.publish(hold)
+            self._drop_next()
         self.pub_gripper.publish(Bool(data=False))
         self._finish(False, error)
         self._go_home(now)
@@ -434,6 +495,9 @@ class ManipulationControllerNode(Node):
             while wall - self.clock_samples[0][0] > 3.0:
                 self.clock_samples.popleft()
         job = self.job
+        if job is not None and self._belt_changed_under(job, now):
+            self._replan_after_belt_change(job, now)
+            job = None
         if job is not None and 'events' in job and not self.halted:
             while job['events'] and job['events'][0][0] <= now:
                 _, on = job['events'].pop(0)
@@ -454,6 +518,12 @@ class ManipulationControllerNode(Node):
                     return
                 if now >= job['t_end']:
                     self._finish(True, None)
+                    if self.next_job is not None:     # already sent: the follower runs it
+                        self.job, self.next_job = self.next_job, None
+                        self._publish_active()
+                        return
+                elif self._can_plan_ahead(job):
+                    self._plan_ahead(job, now)
         self._publish_active()     # also 'idle' between picks: the belt guard acts then
         if self.job is not None or self.halted or self.q is None:
             return
@@ -461,8 +531,8 @@ class ManipulationControllerNode(Node):
             self.pending_home = False
             self._go_home(now)
             return
-        if now < self.next_start:
-            return
+        if now < self.next_start or not self.odometer.settled(BELT_TOLERANCE_MPS):
+            return      # a belt speed change is on its way: plan for the belt it brings
         ready = [d for d in self.queue if self._ready(d, now)]
         if ready:
             # the part furthest down the belt first: it leaves the pick zone first
@@ -471,6 +541,50 @@ class ManipulationControllerNode(Node):
             self.queue.remove(nxt)
             self._start(nxt, now)
         self._publish_active()
+
+    def _can_plan_ahead(self, job: dict) -> bool:
+        """Return True when the next pick may be planned to follow ``job``."""
+        return (self.pipeline and self.next_job is None and job.get('checked', False)
+                and 'q_end' in job and not self.halted and not self.pending_home
+                and bool(self.queue) and self.odometer.settled(BELT_TOLERANCE_MPS))
+
+    def _plan_ahead(self, job: dict, now: float) -> None:
+        """Plan the next ready pick to start where and when ``job`` ends."""
+        t_end = job['t_end']
+        ready = [d for d in self.queue if self._ready(d, t_end)]
+        if not ready:
+            return
+        nxt = max(ready, key=lambda d: self._predict(d, t_end)[0]
+                  if math.isfinite(self._predict(d, t_end)[0]) else math.inf)
+        self.queue.remove(nxt)
+        self._start(nxt, now, after=job)
+
+    def _belt_changed_under(self, job: dict, now: float) -> bool:
+        """Return True when the belt changed speed before the cup got its part."""
+        if job.get('home') or 'belt_v' not in job or job['held'] or self.halted:
+            return False
+        if job['t_check'] is None or now >= job['t_check']:
+            return False
+        cmd = self.odometer.commanded_velocity
+        return abs(self.odometer.velocity - job['belt_v']) > BELT_TOLERANCE_MPS or (
+            cmd is not None and abs(cmd - job['belt_v']) > BELT_TOLERANCE_MPS)
+
+    def _replan_after_belt_change(self, job: dict, now: float) -> None:
+        """Stop the arm and pick again for the belt as it is now (not a failed attempt)."""
+        hold = JointTrajectory()
+        hold.header.stamp = self.get_clock().now().to_msg()
+        hold.joint_names = list(self.joint_names or [])
+        self.pub_traj.publish(hold)
+        self.pub_gripper.publish(Bool(data=False))
+        self._drop_next()
+        decision = job['decision']
+        decision['retry_at'] = now
+        self.queue.appendleft(decision)
+        self.job = None
+        self.stats['replans'] += 1
+        self.get_logger().info(f'part {decision["part_id"]}: the belt changed speed '
+                               f'({job["belt_v"]:.3f} -> {self.odometer.velocity:.3f} m/s) '
+                               'before the grasp: planning the pick again')
 
     def _publish_active(self) -> None:
         job = self.job
@@ -493,7 +607,8 @@ class ManipulationControllerNode(Node):
         self.diag.publish(level, 'no joint_states yet' if self.q is None else
                           ('halted' if self.halted else 'ok'),
                           {'queue': len(self.queue), 'busy': self.job is not None,
-                           'ok': self.stats['ok'], 'failed': self.stats['failed']})
+                           'ok': self.stats['ok'], 'failed': self.stats['failed'],
+                           'belt_replans': self.stats['replans']})
 
 
 def main(args=None) -> int:

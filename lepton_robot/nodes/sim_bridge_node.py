@@ -189,9 +189,12 @@ class SimBridgeNode(Node):
             self._belt_cmd = float(msg.data)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        """Queue a trajectory for the follower."""
+        """Queue a trajectory for the follower; a planned trajectory also ends a planning pause."""
         with self._lock:
             self._traj_cmds.append(msg)
+        if msg.points:
+            self._planning.clear()
+            self._planning_done.set()
 
     def _on_gripper(self, msg: Bool) -> None:
         """Queue a suction command."""

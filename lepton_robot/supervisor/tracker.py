@@ -42,6 +42,16 @@ class BeltOdometer:
             return self._samples[-1][2]
         return self._segments[-1][2] if self._segments else 0.0
 
+    @property
+    def commanded_velocity(self) -> Optional[float]:
+        """Return the last commanded belt velocity in m/s (None before any command)."""
+        return self._segments[-1][2] if self._segments else None
+
+    def settled(self, tolerance: float = 0.002) -> bool:
+        """Return True unless the belt is still changing to its last commanded speed."""
+        cmd = self.commanded_velocity
+        return cmd is None or not self._samples or abs(self.velocity - cmd) <= tolerance
+
     def observe(self, t: float, travel: float, velocity: float) -> None:
         """
         Record a conveyor encoder sample (travel in m, velocity in m/s, at time ``t``).
