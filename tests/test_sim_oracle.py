@@ -4,7 +4,7 @@ import json
 
 from lepton_robot.cli import main
 from lepton_robot.errors import ConfigError
-from lepton_robot.sim.summary import bins_for_rules, expected_bin, percentiles
+from lepton_robot.sim.summary import bins_for_rules, expected_bin, percentiles, run_summary
 import pytest
 
 SUMMARY_KEYS = {'parts_spawned', 'parts_inspected', 'parts_sorted', 'sorting_accuracy',
@@ -31,6 +31,41 @@ def test_uninspected_part_is_never_accepted():
     assert expected_bin('ok', True, bins) == 'accept'
     assert expected_bin('ok', False, bins) == 'reject'
     assert expected_bin('chip', False, bins) == 'reject'
+
+
+class _Part:
+    def __init__(self, pid, condition, color, shape, location, frames=3):
+        self.id, self.condition, self.color, self.shape = pid, condition, color, shape
+        self.location, self.inspected_frames = location, frames
+
+
+class _Cell:
+    seed, sim_time = 0, 60.0
+
+    class scenario:  # noqa: N801 - a stand-in for Scenario's name attribute
+        name = 'test'
+
+    def __init__(self, parts):
+        self._parts = parts
+
+    def parts(self):
+        return self._parts
+
+
+def test_summary_scores_with_the_cells_rules_and_the_rules_at_decision_time():
+    """Color/shape rules resolve like the supervisor; a rule does not apply to earlier parts."""
+    cell = _Cell([_Part(0, 'scratch', 'red', 'block', 'reject'),
+                  _Part(1, 'scratch', 'red', 'block', 'rework'),
+                  _Part(2, 'ok', 'red', 'plate', 'rework'),
+                  _Part(3, 'ok', 'blue', 'plate', 'accept'),
+                  _Part(4, 'ok', 'blue', 'plate', 'reject', frames=0)])
+    rules = [{'defect': 'scratch', 'bin': 'rework'}, {'color': 'red', 'bin': 'rework'}]
+    s = run_summary(cell, rules, part_rules={0: []})
+    assert [p['expected_bin'] for p in s['parts']] == ['reject', 'rework', 'rework', 'accept',
+                                                      'reject']
+    assert s['sorting_accuracy'] == 1.0 and s['rules'] == rules
+    with pytest.raises(ConfigError, match='unknown'):
+        run_summary(cell, [{'color': 'mauve', 'bin': 'rework'}])
 
 
 def test_percentiles():

@@ -24,7 +24,7 @@ import json
 import math
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
@@ -142,6 +142,8 @@ class SimBridgeNode(Node):
         self.predictions: Dict[int, str] = {}
         self.decision_of_part: Dict[int, dict] = {}
         self.rules: List[dict] = []
+        #: (sim time received, rules): which rules applied to a decision received when
+        self.rules_history: List[Tuple[float, List[dict]]] = [(0.0, [])]
         self.latency: Dict[str, List[float]] = {'capture': [], 'inference': [],
                                                 'planning': [], 'inspection_roundtrip': []}
         self._frame_wall: Dict[float, float] = {}
@@ -224,6 +226,7 @@ class SimBridgeNode(Node):
             decision = loads(msg.data, SCHEMA_DECISION)
         except SchemaError:
             return
+        decision['_received'] = self.cell.sim_time
         with self._lock:
             self.decisions.append(decision)
 
@@ -233,6 +236,8 @@ class SimBridgeNode(Node):
             self.rules = loads(msg.data, SCHEMA_CELL_STATE)['rules']
         except SchemaError:
             return
+        if self.rules != self.rules_history[-1][1]:
+            self.rules_history.append((self.cell.sim_time, list(self.rules)))
 
     def _on_pick_result(self, msg: String) -> None:
         """Keep planning latency from pick results."""
@@ -502,6 +507,14 @@ class SimBridgeNode(Node):
         if not self._stop.is_set():
             self._write_summary(time.monotonic() - self._wall0)
 
+    def _rules_at(self, t: float) -> List[dict]:
+        """Return the sorting rules in force at sim time ``t`` (as the bridge saw them)."""
+        rules = self.rules_history[0][1]
+        for since, r in self.rules_history:
+            if since <= t:
+                rules = r
+        return rules
+
     def _write_summary(self, wall_s: float) -> None:
         from lepton_robot.sim.summary import run_summary
         results = list(self.pick_results)
@@ -511,6 +524,8 @@ class SimBridgeNode(Node):
             pick_attempts=len(attempts), pick_successes=sum(r['ok'] for r in results),
             drops=sum(str(r.get('error') or '').startswith('dropped') for r in results),
             wall_time_s=wall_s, latencies_ms=self.latency,
+            part_rules={pid: self._rules_at(d.get('_received', math.inf))
+                        for pid, d in self.decision_of_part.items()},
             extra={'decisions': len(self.decisions), 'graph': True,
                    'late_trajectories': self.late_trajectories,
                    'pick_failures': sorted({str(r.get('error')) for r in results

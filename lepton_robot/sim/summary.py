@@ -47,6 +47,26 @@ def expected_bin(condition: str, inspected: bool, bins: Mapping[str, str]) -> st
     return target
 
 
+def rule_book(rules: Optional[Iterable[Mapping[str, str]]] = None):
+    """
+    Return the supervisor's :class:`~lepton_robot.supervisor.rules.RuleBook` for ``rules``.
+
+    The run summary scores parts with the same resolution the cell uses (filters on
+    defect, color and shape; the most specific rule wins; defaults otherwise).
+
+    :param rules: rule list as in ``lepton.cell_state/1`` (``None``: defaults only)
+    :raises ConfigError: on a rule with an unknown bin or value
+    """
+    from lepton_robot.supervisor.rules import RuleBook, RuleError, SortRule
+    book = RuleBook()
+    for rule in rules or ():
+        try:
+            book.add(SortRule(**{k: rule.get(k) for k in ('bin', 'defect', 'color', 'shape')}))
+        except (RuleError, TypeError) as exc:
+            raise ConfigError(f'rule {dict(rule)}: {exc}') from exc
+    return book
+
+
 def percentiles(samples_ms: Sequence[float]) -> Dict[str, float]:
     """Return p50/p95/p99 (and count) of latency samples in ms."""
     if not len(samples_ms):
@@ -60,7 +80,8 @@ def percentiles(samples_ms: Sequence[float]) -> Dict[str, float]:
 def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = None, *,
                 pick_attempts: int = 0, pick_successes: int = 0, drops: int = 0,
                 wall_time_s: float = 0.0, latencies_ms: Optional[Mapping[str, List]] = None,
-                extra: Optional[Mapping] = None) -> Dict:
+                extra: Optional[Mapping] = None,
+                part_rules: Optional[Mapping[int, Iterable[Mapping[str, str]]]] = None) -> Dict:
     """
     Compute the run summary from the cell's ground truth.
 
@@ -73,20 +94,25 @@ def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = Non
     :param wall_time_s: wall-clock duration of the run
     :param latencies_ms: stage -> list of samples (ms)
     :param extra: more keys to include
+    :param part_rules: part id -> the rules in force when that part was decided (an
+        operator's ``sort`` command does not apply to parts decided before it)
     :return: the summary dict (keys of interfaces.md plus ``seed``, ``rules``, ``bins``)
     """
-    bins = bins_for_rules(rules)
+    book = rule_book(rules)
     predictions = dict(predictions or {})
     parts = []
     confusion: Dict[str, Dict[str, int]] = {}
     correct = escapes = false_rejects = sorted_n = inspected_n = 0
     truths = cell.parts()
+    part_books = {pid: rule_book(r) for pid, r in (part_rules or {}).items()}
     for p in truths:
         inspected = p.inspected_frames > 0
         inspected_n += inspected
         pred = predictions.get(p.id)
         final = p.location
-        want = expected_bin(p.condition, inspected, bins)
+        want = part_books.get(p.id, book).resolve(p.condition, p.color, p.shape)[0]
+        if not inspected and want == 'accept':
+            want = 'reject'     # never accept a part nobody inspected
         in_bin = final in BINS
         sorted_n += in_bin
         correct += final == want
@@ -113,7 +139,7 @@ def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = Non
            'sim_time_s': round(sim_time, 3), 'wall_time_s': round(float(wall_time_s), 3),
            'real_time_factor': round(sim_time / wall_time_s, 3) if wall_time_s > 0 else None,
            'latency_ms': {k: percentiles(v) for k, v in (latencies_ms or {}).items()},
-           'rules': [{'defect': d, 'bin': b} for d, b in bins.items()],
+           'rules': book.to_list(),
            'parts': parts}
     out.update(extra or {})
     return out
