@@ -22,7 +22,7 @@ def _inspection(stamp, parts):
 
 def test_pick_of_a_part_that_does_not_exist_is_refused():
     """A pick of an unknown part id is refused with a reason; no pending pick, no decision."""
-    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0))
+    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0, decide_views=2))
     sup.on_inspection(_inspection(0.0, [_part(-0.1)]), 0.0)
     out = sup.on_intent(make_intent('pick part 42', 'pick', {'part_id': 42}, 0.99), 0.1)
     assert not out.decisions
@@ -41,7 +41,7 @@ def test_silent_controller_holds_the_line_and_its_return_releases_it():
     plus one tick the line is held with a reason naming the controller, belt 0, no decision
     for a new part; heartbeats return; the line is released and the part decided.
     """
-    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0,
+    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0, decide_views=2,
                                       controller_timeout_s=0.4))
     t = 0.0
     assert sup.tick(t) and sup.held      # no controller yet
@@ -73,7 +73,7 @@ def test_silent_controller_holds_the_line_and_its_return_releases_it():
 
 def test_controller_timeout_off_by_default():
     """Without controller_timeout_s the supervisor never waits for a controller."""
-    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0))
+    sup = Supervisor(SupervisorConfig(guard_x=10.0, guard_hard_x=10.0, decide_views=2))
     sup.on_inspection(_inspection(0.0, []), 0.0)
     sup.tick(5.0)
     sup.on_inspection(_inspection(5.0, []), 5.0)

@@ -28,6 +28,7 @@ def _intent(intent, **slots):
 def _sup(**kw):
     kw.setdefault('guard_x', 10.0)    # the belt guard has its own tests
     kw.setdefault('guard_hard_x', 10.0)
+    kw.setdefault('decide_views', kw.get('min_views', 2))   # decide_views has its own test
     return Supervisor(SupervisorConfig(max_belt_speed_mps=MAX_SPEED, **kw))
 
 
@@ -208,6 +209,31 @@ def test_label_vote_over_views(labels, expected):
                                                                    score=score)]),
                                        0.1 * i).decisions
     assert len(decisions) == 1 and decisions[0]['condition'] == expected
+
+
+def test_decision_waits_for_decide_views_so_early_edge_views_are_outvoted():
+    """Two bad views at the image edge do not decide the part: the vote uses all views."""
+    sup = _sup(min_views=2, decide_views=6)
+    decisions = []
+    for i, label in enumerate(['chip', 'chip', 'ok', 'ok', 'ok', 'ok', 'ok']):
+        decisions += sup.on_inspection(_inspection(0.1 * i, [_part(0.1, label=label)]),
+                                       0.1 * i).decisions
+        assert len(decisions) == (1 if i >= 5 else 0)
+    assert decisions[0]['condition'] == 'ok' and decisions[0]['bin'] == 'accept'
+
+
+@pytest.mark.parametrize('views, expected', [(1, 'reject'), (3, 'accept')])
+def test_a_part_leaving_the_view_early_is_decided_then(views, expected):
+    """Fewer than decide_views: decided when unseen for lost_after_s (fail-safe below min)."""
+    sup = _sup(min_views=2, decide_views=8, lost_after_s=1.0)
+    decisions = []
+    for i in range(views):
+        decisions += sup.on_inspection(_inspection(0.1 * i, [_part(0.1)]), 0.1 * i).decisions
+    assert not decisions
+    decisions += sup.tick(0.1 * views + 0.5).decisions
+    assert not decisions
+    decisions += sup.tick(0.1 * views + 1.2).decisions
+    assert len(decisions) == 1 and decisions[0]['bin'] == expected
 
 
 def test_sort_rule_changes_bin():

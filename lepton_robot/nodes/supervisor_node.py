@@ -39,6 +39,9 @@ class SupervisorNode(Node):
              {'floating_point_range': _float_range(0.0, 100.0)}),
             ('min_views', 2, 'views a part needs before its decision',
              dict(integer_range=[IntegerRange(from_value=1, to_value=50, step=1)], **ro)),
+            ('decide_views', 8, 'a part is decided after this many views, or when it leaves '
+             'the view with at least min_views',
+             dict(integer_range=[IntegerRange(from_value=1, to_value=200, step=1)], **ro)),
             ('lost_after_s', 1.0, 'a part unseen this long is decided fail-safe (s)',
              dict(floating_point_range=_float_range(0.05, 60.0), **ro)),
             ('stale_after_s', 1.5, 'hold the line when no inspection came for this long (s)',
@@ -73,6 +76,7 @@ class SupervisorNode(Node):
         self.core = Supervisor(SupervisorConfig(
             max_belt_speed_mps=p['max_belt_speed_mps'], speed=p['speed'],
             sensitivity=p['sensitivity'], min_views=p['min_views'],
+            decide_views=p['decide_views'],
             lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
             guard_hard_x=p['guard_hard_x'],

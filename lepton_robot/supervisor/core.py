@@ -9,7 +9,10 @@ methods with the sim (or wall) time; every method returns an ``Outputs`` to publ
 
 Decision policy (one decision per tracked part, ``part_id`` = track id):
 
-- A track is decided once it has ``min_views`` views. Its class is the detector's label
+- A track is decided once it has ``decide_views`` views, or when it leaves the view (not
+  seen for ``lost_after_s``) with at least ``min_views``: the vote uses every view the
+  camera had (a part entering the image at its edge is the hardest to classify, so a
+  decision on the first two views would rest on the worst ones). Its class is the detector's label
   voted over the views (``Track.label``; the detector applies the sensitivity, which it
   takes from ``cell/state``). With ``reclassify`` the supervisor decides from the mean
   probabilities instead: defective when the mean probability of all defects exceeds
@@ -51,6 +54,7 @@ class SupervisorConfig:
     speed: float = 50.0
     sensitivity: float = 50.0
     min_views: int = 2
+    decide_views: int = 8
     lost_after_s: float = 1.0
     stale_after_s: float = 1.5
     gate_m: float = 0.04
@@ -271,9 +275,11 @@ class Supervisor:
                 out.feedback.append('Inspections are back; line released.')
         if self.state == 'running' and not self.held:
             for track in self.tracker.undecided():
-                if track.n_views >= self.config.min_views:
+                gone = now - track.last_seen > self.config.lost_after_s
+                if track.n_views >= max(self.config.decide_views, self.config.min_views) or (
+                        gone and track.n_views >= self.config.min_views):
                     out.extend(self._decide(track, now, bin_override=track.forced_bin))
-                elif now - track.last_seen > self.config.lost_after_s:
+                elif gone:
                     out.extend(self._decide(track, now, failsafe=True))
         self.tracker.forget(now)
         return self._sync_belt(now, out)
