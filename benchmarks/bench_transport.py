@@ -18,9 +18,10 @@ What is measured, per decision (stamps, no probe hop on the measured path):
   JSON), image conversion, the detector's hand-off to its worker thread, JSON encode/decode
   and the supervisor's tracking and decision.
 
-So that every frame yields a decision at once, the supervisor runs with ``min_views=1`` and
-a fast model belt (``max_belt_speed_mps=0.5`` at 100 %: consecutive frames are 0.125 m
-apart in belt coordinates, beyond the tracker's gate, so each frame's part is a new track);
+So that every frame yields a decision at once, the supervisor runs with ``min_views=1``,
+``decide_views=1`` and a fast model belt (``max_belt_speed_mps=0.5`` at 100 %: consecutive
+frames are 0.125 m apart in belt coordinates, beyond the tracker's gate, so each frame's
+part is a new track);
 the belt guard is moved out of the way. Goals (issue 6): p50 <= 2 ms separate,
 <= 0.5 ms composed.
 
@@ -136,7 +137,7 @@ def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):
                  sim_time=False),
         NodeSpec('supervisor', 'lepton_robot.nodes.supervisor_node', 'SupervisorNode',
                  'supervisor_node', 'supervisor.yaml',
-                 {'min_views': 1, 'max_belt_speed_mps': 0.5, 'speed': 100.0,
+                 {'min_views': 1, 'decide_views': 1, 'max_belt_speed_mps': 0.5, 'speed': 100.0,
                   'lost_after_s': 0.1, 'stale_after_s': 5.0, 'guard_x': 10.0,
                   'guard_hard_x': 20.0, 'belt_end_x': 30.0, 'tick_hz': 20.0,
                   'controller_timeout_s': 0.0},

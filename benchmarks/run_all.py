@@ -11,7 +11,7 @@ the table between the ``<!-- bench:start -->`` / ``<!-- bench:end -->`` markers 
 Benchmarks: ``bench_detector`` (PyTorch eager vs ONNX Runtime FP32 / INT8 / TensorRT where
 present, FLOP floor), ``bench_parser`` (ONNX Runtime vs PyTorch), ``bench_transport``
 (camera -> decision minus inference, separate processes vs composed), ``bench_sim``
-(real-time factor vs parts), ``bench_throughput`` (parts/min vs belt speed, oracle).
+(real-time factor vs parts), ``bench_throughput`` (parts/min vs belt speed, the ROS 2 graph).
 
 Usage::
 
@@ -40,8 +40,8 @@ BENCHES = {
     'transport': ('bench_transport.py', ['--seconds', '40'], ['--seconds', '15']),
     'sim': ('bench_sim.py', [], ['--parts', '0', '5', '10', '--sim-seconds', '4']),
     'throughput': ('bench_throughput.py', ['--speeds', '25', '50', '75', '100', '--parts',
-                                           '12'],
-                   ['--speeds', '50', '100', '--parts', '4']),
+                                           '30'],
+                   ['--speeds', '50', '--parts', '6']),
 }
 NEEDS_DETECTOR = ('detector', 'transport')
 
@@ -147,7 +147,7 @@ def table_rows(res: dict) -> list:
     th = res.get('throughput', {})
     if th.get('status') == 'ok':
         for r in th['results']:
-            rows.append(('cell (oracle)', f'belt {_fmt(r["belt_speed_percent"])} % '
+            rows.append(('cell (graph)', f'belt {_fmt(r["belt_speed_percent"])} % '
                          f'({_fmt(r["belt_speed_mps"])} m/s): throughput, accuracy',
                          f'{_fmt(r["throughput_ppm"])} parts/min sim, '
                          f'{_fmt(r["sorting_accuracy"])} ({r["parts_spawned"]} parts, '
@@ -251,7 +251,7 @@ def plot(report: dict, path: Path) -> None:
                  color='tab:red')
         ax2.set_ylabel('sorting accuracy', color='tab:red')
         ax2.set_ylim(0, 1.05)
-        axes[4].set_title('cell throughput (oracle)')
+        axes[4].set_title('cell throughput (ROS 2 graph)')
     axes[5].axis('off')
     axes[5].text(0, 0.5, f'{report["finished_utc"]}\n{report["command"]}\n'
                  f'load avg {report["machine"]["load_avg_start"]} -> '
