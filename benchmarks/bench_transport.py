@@ -139,7 +139,7 @@ def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):
                  {'min_views': 1, 'max_belt_speed_mps': 0.5, 'speed': 100.0,
                   'lost_after_s': 0.1, 'stale_after_s': 5.0, 'guard_x': 10.0,
                   'guard_hard_x': 20.0, 'belt_end_x': 30.0, 'tick_hz': 20.0,
-                  'controller_timeout_s': 0.0},
+                  'controller_timeout_s': 0.0, 'watch_nodes': 'defect_detector'},
                  sim_time=False),
     ]
 

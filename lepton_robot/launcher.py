@@ -163,6 +163,10 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
         nodes.append(NodeSpec('command_parser', 'lepton_robot.nodes.command_parser_node',
                               'CommandParserNode', 'command_parser_node',
                               'command_parser.yaml', {}))
+    # the supervisor watches the liveness of the nodes this run starts (config: all of them)
+    from lepton_robot.interfaces import WATCHED_NODES
+    nodes[1].params['watch_nodes'] = ', '.join(n for n in WATCHED_NODES
+                                               if n in {s.name for s in nodes})
     for spec in nodes:
         spec.params.update((extra or {}).get(spec.name, {}))
         if spec.config and not (paths.config_dir() / spec.config).is_file():
