@@ -29,7 +29,6 @@ from pathlib import Path
 import random
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -56,17 +55,13 @@ class _Watch:
     """Record decisions, pick results, cell states and detector diagnostics."""
 
     def __init__(self) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import LATCHED, RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        self.node = rclpy.create_node('soak_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('soak_probe')
+        self.node = self.probe.node
+        self.context = self.probe.context
         self.decisions, self.results, self.holds = {}, {}, []
         self.detector_diag = {}
         self._held = False
@@ -75,13 +70,7 @@ class _Watch:
         n.create_subscription(String, 'manipulation/result', self._on_result, RELIABLE)
         n.create_subscription(String, 'cell/state', self._on_state, LATCHED)
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_decision(self, msg) -> None:
         d = json.loads(msg.data)
@@ -103,10 +92,7 @@ class _Watch:
                 self.detector_diag = {kv.key: kv.value for kv in status.values}
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 def main(argv=None) -> int:

@@ -37,7 +37,6 @@ from pathlib import Path
 import random
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -82,28 +81,17 @@ class _Listener:
     """Record inspections and decisions with their stamps (own rclpy Context)."""
 
     def __init__(self) -> None:
-        import rclpy
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        self.node = rclpy.create_node('transport_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('transport_probe')
+        self.node = self.probe.node
         self.inspections = {}    # image stamp -> (detector ms, wall time received)
         self.decisions = []      # (decision stamp, wall time received)
         self.node.create_subscription(String, 'inspection/parts', self._on_inspection,
                                       RELIABLE)
         self.node.create_subscription(String, 'decision', self._on_decision, RELIABLE)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_inspection(self, msg) -> None:
         p = json.loads(msg.data)
@@ -114,10 +102,7 @@ class _Listener:
         self.decisions.append((float(json.loads(msg.data)['stamp']), time.time()))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):

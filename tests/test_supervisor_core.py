@@ -546,3 +546,12 @@ def test_node_back_but_inspections_stale_keeps_holding():
                             '(none for 3.5 s).']
     out = sup.on_inspection(_inspection(3.6, []), 3.6)
     assert not sup.held and out.feedback == ['Inspections are back; line released.']
+
+
+def test_first_start_says_up_not_back():
+    """A node seen for the first time is 'up'; after a loss it is 'back'."""
+    sup = _sup(watch_nodes=('command_parser',))
+    assert 'not started' in sup.tick(0.0).feedback[0]
+    out = sup.on_node_alive('command_parser', True, 0.1)
+    assert out.feedback == ['The command parser is up; still holding: waiting for the first '
+                            'inspection.']

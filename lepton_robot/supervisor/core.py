@@ -300,7 +300,8 @@ class Supervisor:
             back = _missing_nodes(before) - _missing_nodes(key)
             if back:
                 names = [n for n in self.liveness.watched if n in back]
-                text = f'{_names(names)} {"is" if len(names) == 1 else "are"} back'
+                word = 'back' if any(self.liveness.losses[n] for n in names) else 'up'
+                text = f'{_names(names)} {"is" if len(names) == 1 else "are"} {word}'
                 out.feedback.append(text[0].upper() + text[1:] + (
                     f'; still holding: {reason}.' if reason else '; line released.'))
             elif reason:
