@@ -558,8 +558,16 @@ def run_graph_command(args) -> Dict[str, Any]:
     print(f'lepton-robot sim: {len(specs)} nodes ({", ".join(s.name for s in specs)}), '
           f'{"one process" if args.composed else "one process each"}, '
           f'{args.parts} parts, seed {args.seed}', flush=True)
-    summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout, run_dir,
-                                echo=not args.quiet)
+    from lepton_robot.domain import ros_domain
+    with ros_domain() as domain:
+        how = ('chosen: no other lepton-robot run on this host uses it' if domain['chosen']
+               else 'from the environment')
+        print(f'lepton-robot sim: ROS_DOMAIN_ID={domain["domain"]} ({how}), discovery '
+              f'{os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "default"}', flush=True)
+        if domain['note']:
+            print(f'lepton-robot sim: warning: {domain["note"]}', file=sys.stderr, flush=True)
+        summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout,
+                                    run_dir, echo=not args.quiet)
     if summary is None:
         raise LaunchError(f'no run summary within {timeout:.0f} s wall; node logs in '
                           f'{graph.run_dir}')
