@@ -10,11 +10,13 @@ process group's processes summed) every ``--sample-s`` seconds.
 
 Reported per node: RSS at the end of the warm-up (``--warmup-min``, default 10 % of the
 run), at the end, and the growth in percent (goal < 5 %), plus a least-squares slope in
-MiB per hour over the samples after the warm-up. Reported for the cell: decisions made,
-pick results received for them (a decision without a result while a later part already
-has one is a *dropped decision*; those after the last result are reported as pending),
-the detector's dropped frames (newest-frame policy, from its diagnostics) and the
-supervisor's holds.
+MiB per hour over the samples after the warm-up. Reported for the cell: decisions made and
+pick results received for them. At the end the probe says ``pause`` (no new decision; the
+controller works off its queue) and drains for up to ``--drain-s``: every decision still
+without a result once the controller reports an empty queue and no pick in progress is a
+*dropped decision*; decisions still queued when the drain times out are reported as
+pending, with the controller's queue. Also: the detector's dropped frames (newest-frame
+policy, from its diagnostics) and the supervisor's holds (each cause once).
 
 Usage::
 
@@ -26,10 +28,8 @@ import argparse
 import json
 import os
 from pathlib import Path
-import random
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -56,32 +56,25 @@ class _Watch:
     """Record decisions, pick results, cell states and detector diagnostics."""
 
     def __init__(self) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import LATCHED, RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        self.node = rclpy.create_node('soak_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('soak_probe')
+        self.node = self.probe.node
+        self.context = self.probe.context
         self.decisions, self.results, self.holds = {}, {}, []
         self.detector_diag = {}
+        self.controller_diag = {}       # last manipulation_controller diagnostics
         self._held = False
+        self._String = String
+        self.pub_intent = self.node.create_publisher(String, 'operator/intent', RELIABLE)
         n = self.node
         n.create_subscription(String, 'decision', self._on_decision, RELIABLE)
         n.create_subscription(String, 'manipulation/result', self._on_result, RELIABLE)
         n.create_subscription(String, 'cell/state', self._on_state, LATCHED)
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_decision(self, msg) -> None:
         d = json.loads(msg.data)
@@ -93,20 +86,49 @@ class _Watch:
 
     def _on_state(self, msg) -> None:
         s = json.loads(msg.data)
-        if s.get('held') and not self._held:
-            self.holds.append(s.get('hold_reason'))
+        reason = s.get('hold_reason') if s.get('held') else None
+        if reason and (not self._held or _cause(reason) != _cause(self.holds[-1][1])):
+            self.holds.append((round(time.monotonic(), 3), reason))
         self._held = bool(s.get('held'))
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
             if 'defect_detector' in status.name:
-                self.detector_diag = {kv.key: kv.value for kv in status.values}
+                self.detector_diag = values
+            elif 'manipulation_controller' in status.name:
+                self.controller_diag = dict(values, t=time.monotonic())
+
+    def pause(self) -> None:
+        """Say ``pause``: no new decision; the queued picks go on."""
+        from lepton_robot.interfaces import make_intent
+        deadline = time.monotonic() + 10.0
+        while self.pub_intent.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pub_intent.publish(self._String(data=json.dumps(
+            make_intent('pause', 'pause', {}, 0.99))))
+
+    def without_result(self) -> dict:
+        """Return ``{part_id: decisions without a pick result}``."""
+        out = {}
+        for pid, times in list(self.decisions.items()):
+            missing = len(times) - len(self.results.get(pid, []))
+            if missing > 0:
+                out[pid] = missing
+        return out
+
+    def controller_idle_since(self, t: float) -> bool:
+        """Return True when controller diagnostics newer than ``t`` say queue 0, not busy."""
+        d = self.controller_diag
+        return bool(d) and d['t'] > t and d.get('queue') == '0' and d.get('busy') == 'False'
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
+
+
+def _cause(reason: str) -> str:
+    """Return a hold reason without its numbers (one entry per cause)."""
+    return ''.join(c for c in reason if not (c.isdigit() or c == '.'))
 
 
 def main(argv=None) -> int:
@@ -121,16 +143,23 @@ def main(argv=None) -> int:
     ap.add_argument('--model', default='', help='detector ONNX (default: shipped)')
     ap.add_argument('--max-rtf', type=float, default=1.0)
     ap.add_argument('--seed', type=int, default=7)
+    ap.add_argument('--drain-s', type=float, default=120.0,
+                    help='wall seconds to let the controller finish its queue at the end')
     ap.add_argument('--out', default=None)
     args = ap.parse_args(argv)
 
     from lepton_robot import paths
-    from lepton_robot.launcher import Graph, sim_graph
     detector = args.detector or ('onnx' if args.model or (
         paths.models_dir() / 'defect_detector.onnx').is_file() else 'truth')
-    os.environ['ROS_DOMAIN_ID'] = str(random.SystemRandom().randint(110, 200))
-    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    from lepton_robot.domain import ros_domain
     os.environ.pop('RMW_IMPLEMENTATION', None)
+    with ros_domain() as domain:     # a domain no other lepton-robot run uses
+        print(f'soak: ROS_DOMAIN_ID {domain["domain"]}', file=sys.stderr, flush=True)
+        return _soak(args, detector)
+
+
+def _soak(args, detector: str) -> int:
+    from lepton_robot.launcher import Graph, sim_graph
     run_dir = Path(tempfile.mkdtemp(prefix='bench_soak_'))
     os.environ.setdefault('ROS_LOG_DIR', str(run_dir / 'ros_log'))
     parts = int(args.minutes * 60 * max(args.max_rtf, 1.0) / 4) + 20   # never runs dry
@@ -155,11 +184,26 @@ def main(argv=None) -> int:
                 samples.setdefault(name, []).append((round(t_min, 3), rss_kib(proc.pid)))
             time.sleep(args.sample_s)
         wall_min = (time.monotonic() - t0) / 60.0
-        decisions = dict(watch.decisions)
-        results = dict(watch.results)
+        drain = {'started': died is None}
+        if died is None:
+            t_pause = time.monotonic()
+            watch.pause()
+            deadline = t_pause + args.drain_s
+            while time.monotonic() < deadline and not graph.dead():
+                if not watch.without_result() or watch.controller_idle_since(t_pause + 2.0):
+                    break
+                time.sleep(0.5)
+            drain.update(wall_s=round(time.monotonic() - t_pause, 1),
+                         controller_idle=watch.controller_idle_since(t_pause + 2.0),
+                         controller_last=dict(watch.controller_diag))
+        decisions = {k: list(v) for k, v in watch.decisions.items()}
+        results = {k: list(v) for k, v in watch.results.items()}
+        open_decisions = watch.without_result()
     finally:
-        watch.close()
-        graph.shutdown()
+        try:
+            watch.close()
+        finally:
+            graph.shutdown()       # always: never leave the graph's processes behind
     memory = {}
     for name, rows in samples.items():
         after = [(t, r) for t, r in rows if t >= warmup] or rows
@@ -172,23 +216,26 @@ def main(argv=None) -> int:
                         'growth_pct': round(100.0 * (end - base) / base, 2) if base else None,
                         'slope_mib_per_hour': round(slope, 2) if slope is not None else None,
                         'samples': len(rows)}
-    # a decision with no result while a later part already has one is dropped; the ones
-    # after the last result are still queued or in progress at the end
-    last_done = max(results, default=-1)
-    dropped = sorted(pid for pid in decisions if pid not in results and pid < last_done)
-    pending = sorted(pid for pid in decisions if pid not in results and pid > last_done)
+    # after the drain: decisions without a result while the controller is idle were
+    # dropped; if the drain timed out with work left, they are pending (not judged)
+    idle = drain.get('controller_idle', False)
+    dropped = sorted(open_decisions) if idle else []
+    pending = [] if idle else sorted(open_decisions)
     report = {'benchmark': 'soak', 'minutes_requested': args.minutes,
               'minutes_run': round(wall_min, 2), 'warmup_min': round(warmup, 2),
               'detector': detector, 'max_rtf': args.max_rtf, 'cpus': os.cpu_count(),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'died': died,
               'memory': memory,
               'goal_growth_lt_5pct': all((m['growth_pct'] or 0) < 5.0 for m in memory.values()),
-              'decisions': len(decisions),
-              'decisions_with_result': sum(1 for p in decisions if p in results),
+              'decisions': sum(len(v) for v in decisions.values()),
+              'parts_decided': len(decisions),
+              'pick_results': sum(len(v) for v in results.values()),
+              'drain': drain,
               'dropped_decisions': dropped, 'pending_at_end': pending,
               'picks_ok': sum(1 for v in results.values() if any(v)),
               'detector_diagnostics_last': watch.detector_diag,
               'holds': watch.holds[-20:], 'n_holds': len(watch.holds),
+              'ros_domain_id': int(os.environ['ROS_DOMAIN_ID']),
               'run_dir': str(run_dir)}
     text = json.dumps(report, indent=1)
     print(text)

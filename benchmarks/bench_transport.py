@@ -38,7 +38,6 @@ from pathlib import Path
 import random
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -83,28 +82,17 @@ class _Listener:
     """Record inspections and decisions with their stamps (own rclpy Context)."""
 
     def __init__(self) -> None:
-        import rclpy
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        self.node = rclpy.create_node('transport_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('transport_probe')
+        self.node = self.probe.node
         self.inspections = {}    # image stamp -> (detector ms, wall time received)
         self.decisions = []      # (decision stamp, wall time received)
         self.node.create_subscription(String, 'inspection/parts', self._on_inspection,
                                       RELIABLE)
         self.node.create_subscription(String, 'decision', self._on_decision, RELIABLE)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_inspection(self, msg) -> None:
         p = json.loads(msg.data)
@@ -115,10 +103,7 @@ class _Listener:
         self.decisions.append((float(json.loads(msg.data)['stamp']), time.time()))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):
@@ -140,7 +125,7 @@ def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):
                  {'min_views': 1, 'decide_views': 1, 'max_belt_speed_mps': 0.5, 'speed': 100.0,
                   'lost_after_s': 0.1, 'stale_after_s': 5.0, 'guard_x': 10.0,
                   'guard_hard_x': 20.0, 'belt_end_x': 30.0, 'tick_hz': 20.0,
-                  'controller_timeout_s': 0.0},
+                  'controller_timeout_s': 0.0, 'watch_nodes': 'defect_detector'},
                  sim_time=False),
     ]
 

@@ -89,7 +89,12 @@ def generate_launch_description():
         Node(package=PACKAGE, executable='supervisor_node', name='supervisor',
              namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('supervisor_config'), {
-                 'use_sim_time': use_sim_time, 'db_path': LaunchConfiguration('db')}]),
+                 'use_sim_time': use_sim_time, 'db_path': LaunchConfiguration('db'),
+                 # liveness watch: no defect_detector_node runs with detector:=truth
+                 'watch_nodes': PythonExpression([
+                     "'command_parser, manipulation_controller' if '",
+                     LaunchConfiguration('detector'), "' == 'truth' else "
+                     "'defect_detector, command_parser, manipulation_controller'"])}]),
         Node(package=PACKAGE, executable='manipulation_controller_node',
              name='manipulation_controller', namespace=namespace, output='screen',
              parameters=[LaunchConfiguration('controller_config'), {

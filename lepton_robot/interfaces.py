@@ -50,6 +50,21 @@ TOPIC_MANIPULATION_PLANNING = 'manipulation/planning'
 #: std_msgs/String JSON {"node": name, "t": sim seconds}: how far a node's clock has got;
 #: the sim bridge waits at each camera frame for the nodes that report it (sim only).
 TOPIC_SIM_ACK = 'sim/ack'
+#: Prefix of each node's liveness topic ``heartbeat/<node name>``: std_msgs/String JSON
+#: {"node": name, "t": seconds of the node's clock}, every ``HEARTBEAT_PERIOD_S`` of that
+#: clock, reliable, depth 1, DDS liveliness AUTOMATIC with lease ``HEARTBEAT_LEASE_S``
+#: (wall clock, asserted by the middleware); watched nodes -> supervisor.
+TOPIC_HEARTBEAT_PREFIX = 'heartbeat/'
+HEARTBEAT_PERIOD_S = 0.1
+HEARTBEAT_LEASE_S = 0.1
+#: The nodes whose loss holds the line by default (supervisor ``watch_nodes``).
+WATCHED_NODES = ('defect_detector', 'command_parser', 'manipulation_controller')
+
+
+def heartbeat_topic(node_name: str) -> str:
+    """Return the liveness topic of a node (relative: a namespace prefixes it)."""
+    return TOPIC_HEARTBEAT_PREFIX + node_name
+
 
 # --- Schemas -------------------------------------------------------------------------------
 SCHEMA_INSPECTION = 'lepton.inspection/1'

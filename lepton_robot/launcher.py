@@ -163,6 +163,10 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
         nodes.append(NodeSpec('command_parser', 'lepton_robot.nodes.command_parser_node',
                               'CommandParserNode', 'command_parser_node',
                               'command_parser.yaml', {}))
+    # the supervisor watches the liveness of the nodes this run starts (config: all of them)
+    from lepton_robot.interfaces import WATCHED_NODES
+    nodes[1].params['watch_nodes'] = ', '.join(n for n in WATCHED_NODES
+                                               if n in {s.name for s in nodes})
     for spec in nodes:
         spec.params.update((extra or {}).get(spec.name, {}))
         if spec.config and not (paths.config_dir() / spec.config).is_file():
@@ -344,25 +348,18 @@ class Operator:
 
     def __init__(self, namespace: str, say: Sequence[Tuple[float, str]],
                  echo: bool = True) -> None:
-        import rclpy
         from lepton_robot.interfaces import TOPIC_CELL_STATE, TOPIC_CLOCK, TOPIC_COMMAND, \
             TOPIC_FEEDBACK
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import LATCHED, RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock
         from std_msgs.msg import String
-        self._rclpy = rclpy
         self._String = String
-        from rclpy.signals import SignalHandlerOptions
-        self.context = rclpy.Context()
         # The launcher owns SIGINT/SIGTERM (it must tear the graph down): rclpy's handlers
         # would only shut this context down and leave the node processes running.
-        rclpy.init(context=self.context, args=['--ros-args'],
-                   signal_handler_options=SignalHandlerOptions.NO)
-        ns = '/' + namespace.strip('/') if namespace.strip('/') else '/'
-        self.node = rclpy.create_node('lepton_launcher', namespace=ns, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('lepton_launcher', namespace, signal_handlers=False)
+        self.node = self.probe.node
+        self.context = self.probe.context
         self.say = list(say)
         self.echo = echo
         self.sim_time = 0.0
@@ -374,13 +371,7 @@ class Operator:
         self.node.create_subscription(String, TOPIC_FEEDBACK, self._on_feedback, RELIABLE)
         self.node.create_subscription(String, 'sim/summary', self._on_summary, LATCHED)
         self.node.create_subscription(String, TOPIC_CELL_STATE, self._on_state, LATCHED)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_clock(self, msg) -> None:
         self.sim_time = msg.clock.sec + 1e-9 * msg.clock.nanosec
@@ -406,10 +397,7 @@ class Operator:
 
     def close(self) -> None:
         """Stop spinning and shut the context down."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 def format_summary(s: Dict[str, Any]) -> str:
@@ -570,8 +558,16 @@ def run_graph_command(args) -> Dict[str, Any]:
     print(f'lepton-robot sim: {len(specs)} nodes ({", ".join(s.name for s in specs)}), '
           f'{"one process" if args.composed else "one process each"}, '
           f'{args.parts} parts, seed {args.seed}', flush=True)
-    summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout, run_dir,
-                                echo=not args.quiet)
+    from lepton_robot.domain import ros_domain
+    with ros_domain() as domain:
+        how = ('chosen: no other lepton-robot run on this host uses it' if domain['chosen']
+               else 'from the environment')
+        print(f'lepton-robot sim: ROS_DOMAIN_ID={domain["domain"]} ({how}), discovery '
+              f'{os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "default"}', flush=True)
+        if domain['note']:
+            print(f'lepton-robot sim: warning: {domain["note"]}', file=sys.stderr, flush=True)
+        summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout,
+                                    run_dir, echo=not args.quiet)
     if summary is None:
         raise LaunchError(f'no run summary within {timeout:.0f} s wall; node logs in '
                           f'{graph.run_dir}')

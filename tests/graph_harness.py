@@ -1,7 +1,6 @@
 """Helpers for the end-to-end graph tests: a probe node that watches and drives the cell."""
 
 import json
-import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
@@ -17,19 +16,15 @@ class Probe:
     """
 
     def __init__(self, namespace: str = '') -> None:
-        import rclpy
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
-        from rclpy.executors import SingleThreadedExecutor
         from rosgraph_msgs.msg import Clock
         from sensor_msgs.msg import JointState
         from std_msgs.msg import Bool, String
-        self._rclpy, self._String, self._Bool = rclpy, String, Bool
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        ns = '/' + namespace.strip('/') if namespace.strip('/') else '/'
-        self.node = rclpy.create_node('graph_probe', namespace=ns, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self._String, self._Bool = String, Bool
+        self.probe = SpinningProbe('graph_probe', namespace)
+        self.node = self.probe.node
+        self.context = self.probe.context
         self.sim_time = 0.0
         self.decisions: List[Tuple[float, dict]] = []
         self.results: List[Tuple[float, dict]] = []
@@ -53,13 +48,7 @@ class Probe:
         self.pub_intent = n.create_publisher(String, 'operator/intent', RELIABLE)
         self.pub_command = n.create_publisher(String, 'operator/command', RELIABLE)
         self.pub_estop = n.create_publisher(Bool, 'estop', LATCHED)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _rec(self, store: list, convert: Callable):
         def callback(msg):
@@ -112,10 +101,7 @@ class Probe:
 
     def close(self) -> None:
         """Stop spinning and shut down."""
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None,

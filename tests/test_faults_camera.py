@@ -11,7 +11,6 @@ import importlib.util
 import json
 import os
 import shutil
-import threading
 import time
 
 from conftest import REPO_ROOT, ros_env
@@ -37,17 +36,13 @@ class _Watch:
     """Record decisions, cell states, belt commands and camera diagnostics (wall clock)."""
 
     def __init__(self) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from lepton_robot.ros.probe import SpinningProbe
         from lepton_robot.ros.qos import LATCHED, RELIABLE
-        from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import Float32, String
-        self._rclpy = rclpy
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, args=['--ros-args'])
-        self.node = rclpy.create_node('camera_fault_probe', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.probe = SpinningProbe('camera_fault_probe')
+        self.node = self.probe.node
+        self.context = self.probe.context
         self.decisions, self.states, self.belt, self.camera_levels = [], [], [], []
         self.inspections = []
         n = self.node
@@ -60,13 +55,7 @@ class _Watch:
         n.create_subscription(Float32, 'conveyor/speed_command', lambda m: self.belt.append(
             (time.monotonic(), m.data)), LATCHED)
         n.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        self.probe.start()
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
@@ -79,10 +68,7 @@ class _Watch:
         return bool(self.states) and self.states[-1][1]['held']
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5.0)
-        self.node.destroy_node()
-        self._rclpy.try_shutdown(context=self.context)
+        self.probe.close()
 
 
 @pytest.mark.slow

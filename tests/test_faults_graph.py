@@ -2,12 +2,12 @@
 Fault injection into the running graph: real node processes, real DDS, the simulated cell.
 
 Like ``test_graph_e2e.py`` these run with ground-truth inspections from the sim bridge
-(``detector='truth'``) so that they test the graph's fault handling, not the CNN. Already
-covered elsewhere (not repeated here): the detector killed mid-run
-(``test_graph_e2e.py::test_killing_the_detector_holds_the_line``, needs the trained model),
-inspections stopping (``test_graph_e2e.py::test_supervisor_holds_when_inspections_stop``),
-camera_node losing and regaining its source (``test_camera_node.py``), a writer killed with
-SIGKILL mid-stream (``test_traceability.py``), parser fuzzing (``test_parser_fuzz.py``) and
+(``detector='truth'``) so that they test the graph's fault handling, not the CNN; the
+detector-kill test runs the ONNX detector (skipped without the model). Already covered
+elsewhere (not repeated here): inspections stopping
+(``test_graph_e2e.py::test_supervisor_holds_when_inspections_stop``), camera_node losing
+and regaining its source (``test_camera_node.py``), a writer killed with SIGKILL
+mid-stream (``test_traceability.py``), parser fuzzing (``test_parser_fuzz.py``) and
 malformed images (``test_detector_node.py``).
 """
 
@@ -19,20 +19,23 @@ import sqlite3
 
 from conftest import ros_env
 from graph_harness import Probe, wait_until
+from lepton_robot import paths
 from lepton_robot.launcher import Graph, parser_available, sim_graph
 import pytest
 
 FAST_ARM = {'manipulation_controller': {'speed_scale': 0.9, 'accel_scale': 0.6}}
 MAX_RTF = 2.0
 STILL = 0.02      # rad/s: the arm counts as stopped below this joint speed
-CONTROLLER_TIMEOUT = 0.3   # s (sim): supervisor controller_timeout_s (off by default)
+HOLD_WITHIN_S = 0.5   # s (sim): a killed watched node holds the line this fast (issue 6)
+HAVE_DETECTOR = (paths.models_dir() / 'defect_detector.onnx').is_file()
 
 
-def _graph(tmp_path, parts, seed, parser=False, extra_params=None, max_rtf=MAX_RTF, **kw):
+def _graph(tmp_path, parts, seed, parser=False, extra_params=None, max_rtf=MAX_RTF,
+           detector='truth', **kw):
     extra = {k: dict(v) for k, v in FAST_ARM.items()}
     for node, params in (extra_params or {}).items():
         extra.setdefault(node, {}).update(params)
-    specs = sim_graph(parts=parts, seed=seed, detector='truth', parser=parser,
+    specs = sim_graph(parts=parts, seed=seed, detector=detector, parser=parser,
                       max_rtf=max_rtf, extra=extra, **kw)
     return Graph(specs, run_dir=tmp_path / 'run', env=ros_env())
 
@@ -47,51 +50,96 @@ def _nothing_uninspected_in_accept(summary):
     assert not bad, f'parts in accept that must not be there: {bad}'
 
 
-@pytest.mark.slow
-def test_controller_killed_holds_the_line_and_resumes(tmp_path):
+def _kill_hold_resume(graph, probe, name, settle_s=1.5):
     """
-    Killing manipulation_controller_node holds the line within 0.5 s sim time; restart resumes.
+    SIGKILL ``name``; check the hold; restart it; wait for the release; return the latency.
 
-    Steps: run 4 parts with the supervisor's ``controller_timeout_s`` at 0.3 s (it is off
-    by default: see README "Fault tolerance"); once a decision is made SIGKILL the
-    controller's process group and note the sim time; expect cell/state held with a
-    reason naming the controller within 0.5 s of sim time, the belt at 0 and no decision
-    while held; restart the controller; expect the hold released and the run to finish
-    with nothing in accept that should not be there (escapes are possible: a part may be
-    in the gripper when the controller dies). Real-time factor 1 here: heartbeat gaps of a
-    starved process are then shorter in sim time.
+    The hold must name the node in cell/state and on operator/feedback and come within
+    HOLD_WITHIN_S of sim time after the kill (both times as the probe saw /clock); while
+    held no decision is made and the belt command is 0; the restarted node releases it.
     """
-    # sync_nodes off: with the bridge pacing on the controller's sim/ack, the dead
-    # controller stalled the run (no hold came within 60 s; not investigated yet)
-    graph = _graph(tmp_path, 4, seed=4, max_rtf=1.0,
-                   extra_params={'supervisor': {'controller_timeout_s': CONTROLLER_TIMEOUT},
-                                 'sim_bridge': {'sync_nodes': False}})
-    graph.required.discard('manipulation_controller')
+    wait_until(lambda: probe.state() and not probe.state()['held'], 240,
+               f'a running line before killing {name}', graph)
+    n_feedback = len(probe.feedback)
+    t_kill = probe.sim_time
+    _kill(graph, name)
+
+    def hold():
+        return next(((t, st) for t, st in probe.states if t >= t_kill and st['held']
+                     and name in (st['hold_reason'] or '')), None)
+    wait_until(hold, 60, f'the hold after killing {name}', graph)
+    t_hold, state = hold()
+    latency = t_hold - t_kill
+    print(f'{name} killed at {t_kill:.2f} s sim: held after {1e3 * latency:.0f} ms sim '
+          f'({state["hold_reason"]})')
+    assert latency <= HOLD_WITHIN_S, f'held {latency:.3f} s (sim) after killing {name}'
+    wait_until(lambda: any(name in text for _, text in probe.feedback[n_feedback:]), 30,
+               'the operator told', graph)
+    n = len(probe.decisions)
+    wait_until(lambda: probe.sim_time > t_hold + settle_s, 60, 'sim time to pass', graph)
+    assert len(probe.decisions) == n, 'a decision was made while held'
+    late = [v for t, v in probe.belt if t > t_hold + 0.3]
+    assert late and all(v == 0.0 for v in late), 'the belt moved while held'
+    graph.restart_node(name)
+    wait_until(lambda: not probe.state()['held'], 180, f'the release after {name} returned',
+               graph)
+    assert any('is back' in text and name.split('_')[-1] in text
+               for _, text in probe.feedback[n_feedback:]), probe.feedback[n_feedback:]
+    return latency
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not parser_available(), reason='the command parser model is not installed')
+def test_parser_and_controller_killed_hold_the_line_and_resume(tmp_path):
+    """
+    SIGKILL of command_parser_node, then manipulation_controller_node: hold, then resume.
+
+    Steps: run 4 parts with every default (liveness watch on, sim pacing on ``sim/ack``);
+    once the line runs SIGKILL the parser; expect the hold within 0.5 s of sim time with
+    the parser named (cell/state and operator/feedback), no decision and the belt at 0 while
+    held; restart it; expect the release; then the same for the controller; the run then
+    finishes and nothing is in accept that should not be there (a part may be in the
+    gripper when the controller dies: escapes are possible, wrong accepts are not).
+    """
+    graph = _graph(tmp_path, 4, seed=4, parser=True, max_rtf=1.0)
+    graph.required.difference_update({'command_parser', 'manipulation_controller'})
     probe = Probe()
     try:
         graph.start()
-        wait_until(lambda: probe.decisions and probe.state() and not probe.state()['held'],
-                   240, 'a first decision', graph)
-        t_kill = probe.sim_time
-        _kill(graph, 'manipulation_controller')
-
-        def controller_hold():
-            return next(((t, st) for t, st in probe.states if t >= t_kill and st['held']
-                         and 'controller' in (st['hold_reason'] or '')), None)
-        wait_until(controller_hold, 60, 'the hold', graph)
-        t_hold, _ = controller_hold()
-        # held by then: by the controller's silence, or already (a heartbeat gap under load)
-        by_then = [st for t, st in probe.states if t <= t_kill + 0.5]
-        assert t_hold - t_kill <= 0.5 or by_then[-1]['held'], \
-            f'held {t_hold - t_kill:.3f} s (sim) after the kill'
-        n = len(probe.decisions)
-        wait_until(lambda: probe.sim_time > t_hold + 2.0, 60, 'sim time to pass', graph)
-        assert len(probe.decisions) == n
-        assert all(v == 0.0 for t, v in probe.belt if t > t_hold + 0.3)
-        graph.restart_node('manipulation_controller')
-        wait_until(lambda: not probe.state()['held'], 120, 'the release', graph)
+        wait_until(lambda: probe.decisions, 240, 'a first decision', graph)
+        for name in ('command_parser', 'manipulation_controller'):
+            _kill_hold_resume(graph, probe, name)
         wait_until(lambda: probe.summary is not None, 400, 'the run summary', graph)
         _nothing_uninspected_in_accept(probe.summary)
+    finally:
+        probe.close()
+        graph.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAVE_DETECTOR, reason='the trained detector model is not installed')
+def test_detector_killed_holds_the_line_within_half_a_second(tmp_path):
+    """
+    SIGKILL of defect_detector_node: hold within 0.5 s of sim time, resume on restart.
+
+    Steps: run 3 parts with the ONNX detector and every default; once a decision is made
+    SIGKILL the detector; expect the hold naming it within 0.5 s sim (before inspections
+    would go stale at 1.5 s), no decision and the belt at 0 while held; restart it; expect
+    the release; at the end nothing reached accept uninspected (``predicted`` set) or
+    defective.
+    """
+    graph = _graph(tmp_path, 3, seed=4, max_rtf=1.0, detector='onnx')
+    graph.required.discard('defect_detector')
+    probe = Probe()
+    try:
+        graph.start()
+        wait_until(lambda: probe.decisions, 300, 'a first decision', graph)
+        _kill_hold_resume(graph, probe, 'defect_detector')
+        wait_until(lambda: probe.summary is not None, 400, 'the run summary', graph)
+        for part in probe.summary['parts']:
+            if part['bin'] == 'accept':
+                assert part['predicted'] is not None, part
+                assert part['condition'] == 'ok', part
     finally:
         probe.close()
         graph.shutdown()
@@ -105,15 +153,12 @@ def test_impossible_requests_are_rejected_and_the_cell_carries_on(tmp_path):
     Steps: run 3 parts; once a decision is made publish on ``decision`` a pick with a NaN
     pose and one far out of reach (unknown part ids 900, 901); expect a failed
     ``manipulation/result`` for each with a reason (not finite / reach); ask to pick part
-    999 (which does not exist); expect a reply that names it; the parser (if installed) is
-    then SIGKILLed: sorting does not depend on it; at the end every part is in its bin.
+    999 (which does not exist); expect a reply that names it; at the end every part is in
+    its bin.
     """
     from lepton_robot.ros.qos import RELIABLE
     from std_msgs.msg import String
-    have_parser = parser_available()
-    graph = _graph(tmp_path, 3, seed=2, parser=have_parser)
-    if have_parser:
-        graph.required.discard('command_parser')
+    graph = _graph(tmp_path, 3, seed=2)
     probe = Probe()
     pub = probe.node.create_publisher(String, 'decision', RELIABLE)
 
@@ -138,8 +183,6 @@ def test_impossible_requests_are_rejected_and_the_cell_carries_on(tmp_path):
         probe.intent('pick', 'pick part 999', part_id=999)
         wait_until(lambda: len(probe.feedback) > n_feedback, 30, 'a reply', graph)
         assert any('999' in text for _, text in probe.feedback[n_feedback:]), probe.feedback
-        if have_parser:
-            _kill(graph, 'command_parser')
         wait_until(lambda: probe.summary is not None, 400, 'the run summary', graph)
         s = probe.summary
         assert s['parts_spawned'] == 3 and s['escapes'] == 0

@@ -4,6 +4,7 @@ from lepton_robot.interfaces import make_intent, validate_cell_state, validate_d
 from lepton_robot.supervisor import (BeltOdometer, CellStateMachine, classify, PartTracker,
                                      RuleBook, RuleError, SortRule, Supervisor,
                                      SupervisorConfig, TransitionError)
+from lepton_robot.supervisor.liveness import parse_node_list
 import pytest
 
 MAX_SPEED = 0.1
@@ -432,3 +433,151 @@ def test_failed_pick_is_retried_then_abandoned():
     out = sup.on_pick_result(_result(0, False, 'grasp failed'), 2.0)
     assert 'giving up' in out.feedback[0]
     assert sup.tick(2.1).decisions == []
+
+
+# --- liveness watch (watch_nodes) ---------------------------------------------------------
+WATCHED = ('defect_detector', 'command_parser', 'manipulation_controller')
+
+
+def _live_sup(**kw):
+    """Return a supervisor watching the three nodes, all alive, running with inspections."""
+    kw.setdefault('watch_nodes', WATCHED)
+    kw.setdefault('heartbeat_timeout_s', 2.0)
+    sup = _sup(**kw)
+    for name in kw['watch_nodes']:
+        sup.on_node_alive(name, True, 0.0)
+        sup.on_heartbeat(name, 0.0)
+    sup.on_inspection(_inspection(0.0, []), 0.0)
+    return sup
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('', ()), ('a', ('a',)), ('a, b', ('a', 'b')), ('a b,,c a', ('a', 'b', 'c'))])
+def test_parse_node_list(text, expected):
+    """watch_nodes is a comma- or space-separated list; duplicates drop out."""
+    assert parse_node_list(text) == expected
+
+
+def test_liveness_waits_for_every_watched_node():
+    """At start-up the line holds until every watched node has been seen alive."""
+    sup = _sup(watch_nodes=WATCHED)
+    sup.on_inspection(_inspection(0.0, []), 0.0)
+    for name in WATCHED:
+        assert sup.held and name in sup.hold_reason and 'not started' in sup.hold_reason
+        assert sup.belt_target(0.0) == 0.0
+        sup.on_node_alive(name, True, 0.1)
+    assert not sup.held and sup.belt_target(0.1) == 50.0
+
+
+@pytest.mark.parametrize('name', WATCHED)
+def test_lost_node_holds_at_once_and_returns(name):
+    """
+    A watched node's liveliness lost: held at once (belt 0, no decisions, operator told).
+
+    Steps: the line runs; ``name`` loses liveliness; the very call holds (belt 0) with a
+    reason and a feedback line naming the node; a new part gets no decision while held;
+    the node is alive again: released with a feedback line, the part is decided.
+    """
+    sup = _live_sup(min_views=1)
+    assert not sup.held
+    out = sup.on_node_alive(name, False, 1.0)
+    assert sup.held and out.belt_speed == 0.0 and out.state_changed
+    assert name in sup.hold_reason and 'gone' in sup.hold_reason
+    assert any(name in text and text.startswith('Holding the line') for text in out.feedback)
+    assert sup.cell_state()['held'] and name in sup.cell_state()['hold_reason']
+    decisions = []
+    for i in range(5):
+        t = 1.1 + 0.1 * i
+        decisions += sup.on_inspection(_inspection(t, [_part(-0.05)]), t).decisions
+    assert decisions == [] and sup.held
+    assert sup.liveness.losses[name] == 1
+    out = sup.on_node_alive(name, True, 1.6)
+    assert not sup.held and out.belt_speed == 50.0
+    assert any('back' in text for text in out.feedback), out.feedback
+    assert len(out.decisions) == 1
+
+
+def test_held_feedback_once_per_cause():
+    """The hold is announced once, not on every tick (its reason's numbers change)."""
+    sup = _live_sup()
+    sup.on_node_alive('command_parser', False, 1.0)
+    texts = []
+    for i in range(20):
+        texts += sup.tick(1.0 + 0.05 * i).feedback
+    assert texts == []
+
+
+def test_silent_node_with_liveliness_is_missing_after_heartbeat_timeout():
+    """A live process whose heartbeats stop (hung executor) is missing after the timeout."""
+    sup = _live_sup(heartbeat_timeout_s=0.5)
+    for name in WATCHED:
+        if name != 'defect_detector':
+            sup.on_heartbeat(name, 0.4)
+    sup.on_inspection(_inspection(0.4, []), 0.4)
+    assert not sup.held
+    out = sup.tick(0.55)
+    assert sup.held and 'defect_detector' in sup.hold_reason and 'silent' in sup.hold_reason
+    assert out.belt_speed == 0.0
+    sup.on_heartbeat('defect_detector', 0.6)
+    sup.on_inspection(_inspection(0.6, []), 0.6)
+    assert not sup.held
+
+
+def test_heartbeat_timeout_zero_is_off():
+    """heartbeat_timeout_s 0: only the liveliness counts."""
+    sup = _live_sup(heartbeat_timeout_s=0.0)
+    for t in (1.0, 5.0, 50.0):
+        sup.on_inspection(_inspection(t, []), t)
+    assert not sup.held
+
+
+def test_unwatched_node_changes_nothing():
+    """Liveliness of a node that is not watched is ignored."""
+    sup = _live_sup(watch_nodes=('manipulation_controller',))
+    out = sup.on_node_alive('command_parser', False, 1.0)
+    assert not sup.held and out.belt_speed is None
+
+
+def test_controller_loss_reopens_its_picks_without_an_attempt():
+    """Picks in flight when the controller dies are decided again after it returns."""
+    sup = _live_sup(min_views=1, max_attempts=1)
+    first = _feed(sup, 0.2, 0.2, lambda t: [_part(0.0, label='crack')])
+    assert len(first) == 1 and sup.in_flight
+    sup.on_active_pick(first[0]['part_id'], 0.3)
+    out = sup.on_node_alive('manipulation_controller', False, 0.5)
+    assert sup.held and not sup.in_flight and out.decisions == []
+    assert sup.active_pick is None and sup.counts['reject'] == 0
+    out = sup.on_node_alive('manipulation_controller', True, 1.0)
+    assert not sup.held
+    # max_attempts 1: the interrupted pick did not use the part's only attempt
+    assert [d['part_id'] for d in out.decisions] == [first[0]['part_id']]
+    assert out.decisions[0]['bin'] == 'reject'
+
+
+def test_no_watch_by_default_in_the_core():
+    """The core watches nothing unless told (the node's default watches the three)."""
+    sup = _sup()
+    sup.on_inspection(_inspection(0.0, []), 0.0)
+    assert not sup.held and sup.liveness.watched == ()
+
+
+def test_node_back_but_inspections_stale_keeps_holding():
+    """The detector back without inspections yet: the operator hears both."""
+    sup = _live_sup(stale_after_s=1.0, heartbeat_timeout_s=0.0)
+    sup.on_node_alive('defect_detector', False, 0.5)
+    sup.tick(3.0)
+    out = sup.on_node_alive('defect_detector', True, 3.5)
+    assert sup.held and 'stale' in sup.hold_reason
+    assert out.feedback == ['The defect detector is back; still holding: inspections stale '
+                            '(none for 3.5 s).']
+    out = sup.on_inspection(_inspection(3.6, []), 3.6)
+    assert not sup.held and out.feedback == ['Inspections are back; line released.']
+
+
+def test_first_start_says_up_not_back():
+    """A node seen for the first time is 'up'; after a loss it is 'back'."""
+    sup = _sup(watch_nodes=('command_parser',))
+    assert 'not started' in sup.tick(0.0).feedback[0]
+    out = sup.on_node_alive('command_parser', True, 0.1)
+    assert out.feedback == ['The command parser is up; still holding: waiting for the first '
+                            'inspection.']

@@ -16,6 +16,7 @@ from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import dumps, TOPIC_COMMAND, TOPIC_INTENT
 from lepton_robot.parser.runtime import CommandParser
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+from lepton_robot.ros.liveness import Heartbeat
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import RELIABLE
 from rcl_interfaces.msg import (FloatingPointRange, ParameterDescriptor, ParameterType,
@@ -60,6 +61,7 @@ class CommandParserNode(Node):
         self._pub = self.create_publisher(String, TOPIC_INTENT, RELIABLE)
         self._sub = self.create_subscription(String, TOPIC_COMMAND, self._on_command, RELIABLE)
         self._diag = DiagnosticsPublisher(self)
+        self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
         self._timer = self.create_timer(float(self.get_parameter('diagnostics_period').value),
                                         self._on_diagnostics)
         self.get_logger().info(

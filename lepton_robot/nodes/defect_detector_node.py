@@ -19,6 +19,7 @@ from lepton_robot.detector.image_msg import DEFAULT_MAX_PIXELS, image_to_bgr
 from lepton_robot.detector.options import load_camera, scenario_camera
 from lepton_robot.errors import ConfigError, ImageError, LeptonError, SchemaError
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher
+from lepton_robot.ros.liveness import Heartbeat
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -78,6 +79,7 @@ class DefectDetectorNode(Node):
         self._pub_markers = self.create_publisher(MarkerArray, interfaces.TOPIC_MARKERS,
                                                   RELIABLE)
         self._diag = DiagnosticsPublisher(self)
+        self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
         self.create_subscription(Image, interfaces.TOPIC_IMAGE, self._on_image, SENSOR)
         self.create_subscription(CameraInfo, interfaces.TOPIC_CAMERA_INFO,
                                  self._on_camera_info, SENSOR)

@@ -34,6 +34,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_MANIPULATION_PLANNING,
                                      TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
+from lepton_robot.ros.liveness import Heartbeat
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor.tracker import BeltOdometer
@@ -158,6 +159,7 @@ class ManipulationControllerNode(Node):
         self._active: Optional[int] = -1
         self._active_t = -math.inf    # last manipulation/active (also the supervisor's heartbeat)
         self.diag = DiagnosticsPublisher(self)
+        self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
         self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_COMMAND, self._on_command,
                                  RELIABLE)

@@ -4,15 +4,19 @@ import json
 from typing import Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
-from lepton_robot.interfaces import (dumps, loads, SCHEMA_INSPECTION, SCHEMA_INTENT,
+from lepton_robot.interfaces import (dumps, HEARTBEAT_LEASE_S, loads, SCHEMA_INSPECTION,
+                                     SCHEMA_INTENT,
                                      SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_BELT_STATE,
                                      TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
                                      TOPIC_INSPECTION, TOPIC_INTENT, TOPIC_MANIPULATION_ACTIVE,
-                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
-from lepton_robot.ros.diagnostics import DiagnosticsPublisher, OK, WARN
+                                     TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT, TOPIC_SIM_ACK,
+                                     WATCHED_NODES)
+from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from lepton_robot.ros.liveness import watch_heartbeats
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor import Outputs, Supervisor, SupervisorConfig
+from lepton_robot.supervisor.liveness import parse_node_list
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.node import Node
@@ -63,6 +67,15 @@ class SupervisorNode(Node):
             ('controller_timeout_s', 0.0, 'hold the line when the manipulation controller '
              'is silent (manipulation/active heartbeat) this long (s); 0 = off',
              dict(floating_point_range=_float_range(0.0, 60.0), **ro)),
+            ('watch_nodes', ', '.join(WATCHED_NODES),
+             'hold the line while one of these nodes is missing (their heartbeat/<node> '
+             'topics); comma-separated node names, empty = watch none', ro),
+            ('liveliness_lease_s', 0.2, 'a watched node whose DDS liveliness lapses this '
+             f"long (wall s) is gone; at least the nodes' lease {HEARTBEAT_LEASE_S} s",
+             dict(floating_point_range=_float_range(HEARTBEAT_LEASE_S, 60.0), **ro)),
+            ('heartbeat_timeout_s', 2.0, 'a watched node alive by DDS but without a '
+             'heartbeat message this long (node clock: sim time in the sim) is missing; '
+             '0 = off', dict(floating_point_range=_float_range(0.0, 600.0), **ro)),
             ('db_path', '', 'SQLite traceability database; empty = none', ro),
             ('run_label', '', 'label of this run in the database (default: start time)', ro),
         ]
@@ -81,7 +94,9 @@ class SupervisorNode(Node):
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
             guard_hard_x=p['guard_hard_x'],
             belt_end_x=p['belt_end_x'], max_attempts=p['max_attempts'],
-            reclassify=p['reclassify'], controller_timeout_s=p['controller_timeout_s']))
+            reclassify=p['reclassify'], controller_timeout_s=p['controller_timeout_s'],
+            watch_nodes=parse_node_list(p['watch_nodes']),
+            heartbeat_timeout_s=p['heartbeat_timeout_s']))
         self.trace = None
         if p['db_path']:
             from lepton_robot.traceability import TraceWriter
@@ -101,13 +116,18 @@ class SupervisorNode(Node):
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_ACTIVE, self._on_active, LATCHED)
         self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
+        self._heartbeat_subs = watch_heartbeats(self, self.core.liveness.watched,
+                                                p['liveliness_lease_s'], self._on_node_alive,
+                                                self._on_heartbeat)
+        self._diag_key = None
         self.create_timer(1.0 / p['tick_hz'], self._on_tick)
         self.create_timer(1.0, self._on_state_timer)
         self._bad_messages = 0
         self._model_version: Optional[str] = None
         self._publish(self.core.tick(self._now()).extend(Outputs(state_changed=True)))
         self.get_logger().info(f'supervisor up: state {self.core.state}, '
-                               f'trace {p["db_path"] or "off"}')
+                               f'trace {p["db_path"] or "off"}, watching '
+                               f'{", ".join(self.core.liveness.watched) or "no node"}')
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -176,6 +196,18 @@ class SupervisorNode(Node):
             return
         self._publish(self.core.on_active_pick(part_id, self._now()))
 
+    def _on_node_alive(self, name: str, alive: bool) -> None:
+        """Hold or release at once when a watched node's DDS liveliness changes."""
+        if alive:
+            self.get_logger().info(f'{name} is alive')
+        else:
+            self.get_logger().error(f'{name} is gone (liveliness lost)')
+        self._publish(self.core.on_node_alive(name, alive, self._now()))
+
+    def _on_heartbeat(self, name: str) -> None:
+        """Note a watched node's heartbeat message."""
+        self.core.on_heartbeat(name, self._now())
+
     def _on_belt_state(self, msg: JointState) -> None:
         """Conveyor encoder: belt travel for the tracker's predictions."""
         if msg.position:
@@ -192,11 +224,18 @@ class SupervisorNode(Node):
     def _on_state_timer(self) -> None:
         """Republish the cell state and diagnostics once a second."""
         self._publish(Outputs(state_changed=True))
+        self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
         held = self.core.hold_reason
-        self.diag.publish(WARN if held or self.core.state != 'running' else OK,
-                          f'held: {held}' if held else f'state {self.core.state}',
+        missing = [name for name, _ in self.core.liveness.missing(self._now())]
+        level = ERROR if missing else (WARN if held or self.core.state != 'running' else OK)
+        self.diag.publish(level, f'held: {held}' if held else f'state {self.core.state}',
                           {'state': self.core.state, 'tracks': len(self.core.tracker.tracks),
                            'in_flight': len(self.core.in_flight),
+                           'missing_nodes': ','.join(missing),
+                           'node_losses': ','.join(f'{n}={k}' for n, k in
+                                                   self.core.liveness.losses.items()),
                            'bad_messages': self._bad_messages, **self.core.counts})
 
     def _publish(self, out: Outputs) -> None:
@@ -215,6 +254,9 @@ class SupervisorNode(Node):
             self.pub_belt.publish(Float32(data=float(out.belt_speed)))
         if out.state_changed:
             self.pub_state.publish(String(data=dumps(self.core.cell_state())))
+        if self.core.hold_key != self._diag_key:     # a new hold (or release): say it now
+            self._diag_key = self.core.hold_key
+            self._publish_diagnostics()
 
     def close(self) -> None:
         """Close the trace database."""

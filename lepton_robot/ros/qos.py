@@ -1,7 +1,7 @@
 """QoS profiles of the external interface (``shared/spec/interfaces.md``)."""
 
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, qos_profile_sensor_data, QoSProfile,
-                       ReliabilityPolicy)
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, LivelinessPolicy, qos_profile_sensor_data,
+                       QoSProfile, ReliabilityPolicy)
 
 #: Camera streams and joint states: best effort, keep last, small depth.
 SENSOR = qos_profile_sensor_data
@@ -15,3 +15,21 @@ RELIABLE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                      reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def liveliness(lease_s: float) -> QoSProfile:
+    """
+    Return the QoS of the ``heartbeat/<node>`` topics: reliable, depth 1, DDS liveliness.
+
+    Liveliness is AUTOMATIC: the middleware asserts it from its own thread (every 2/3 of
+    the lease with Fast DDS), so a busy Python executor does not lose it; a killed process
+    does. A reader matches writers that offer a lease no longer than the one it requests.
+
+    :param lease_s: the lease duration in wall-clock seconds.
+    """
+    from rclpy.duration import Duration
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.VOLATILE,
+                      liveliness=LivelinessPolicy.AUTOMATIC,
+                      liveliness_lease_duration=Duration(seconds=float(lease_s)))

@@ -24,7 +24,12 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
   supervisor cannot act on it (the run summary counts it).
 - No decision is made unless the state is ``running`` and the line is not held.
 - The line is *held* (belt at 0, no decisions, diagnostic with the reason) while
-  inspections are stale: none yet, or none for ``stale_after_s``.
+  inspections are stale (none yet, or none for ``stale_after_s``), or while a node the
+  line depends on is missing (``watch_nodes``: the detector, the command parser, the
+  manipulation controller; see ``lepton_robot.supervisor.liveness``). Without the parser
+  the operator cannot stop the line by voice or text, so the line holds (the ``estop``
+  topic does not go through the parser). When the controller is lost, its picks in flight
+  count as interrupted (not an attempt): the parts are decided again once it is back.
 - ``pause`` lets an in-flight pick finish, then the belt stops; ``stop`` / e-stop stop
   belt and arm at once (``manipulation`` command ``halt``).
 - Belt guard: between picks (no pick in progress, ``on_active_pick``) the belt stops
@@ -37,10 +42,11 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from lepton_robot.interfaces import (CONDITIONS, DEFECTS, SCHEMA_CELL_STATE,
                                      SCHEMA_DECISION)
+from lepton_robot.supervisor.liveness import DESCRIPTIONS, LivenessWatch
 from lepton_robot.supervisor.rules import RuleBook, RuleError
 from lepton_robot.supervisor.state import CellStateMachine
 from lepton_robot.supervisor.tracker import BeltOdometer, PartTracker, Track
@@ -67,6 +73,8 @@ class SupervisorConfig:
     max_attempts: int = 3
     reclassify: bool = False
     controller_timeout_s: float = 0.0   # hold when the controller is silent this long (0: off)
+    watch_nodes: Tuple[str, ...] = ()   # hold while one of these nodes is missing
+    heartbeat_timeout_s: float = 2.0    # a watched node without heartbeat this long is missing
 
 
 @dataclass
@@ -116,6 +124,8 @@ class Supervisor:
         self.sensitivity = float(self.config.sensitivity)
         self.last_inspection: Optional[float] = None
         self.hold_reason: Optional[str] = 'waiting for the first inspection'
+        self.hold_key: Optional[str] = 'first'
+        self.liveness = LivenessWatch(self.config.watch_nodes, self.config.heartbeat_timeout_s)
         self.in_flight: Dict[int, dict] = {}
         self.counts: Dict[str, int] = {'inspected': 0, 'accept': 0, 'reject': 0, 'rework': 0,
                                        'picked': 0, 'pick_failed': 0}
@@ -220,6 +230,29 @@ class Supervisor:
         self.last_controller = now
         return self._sync_belt(now, Outputs())
 
+    def on_node_alive(self, name: str, alive: bool, now: float) -> Outputs:
+        """
+        Take a liveliness change of a watched node (``heartbeat/<name>``) and re-check holds.
+
+        Losing the manipulation controller interrupts its picks in flight: their parts are
+        decided again (without using up an attempt) once the line is released.
+        """
+        was = self.liveness.nodes.get(name)
+        was_alive = was is not None and was.alive
+        self.liveness.alive(name, alive, now)
+        out = Outputs()
+        if was_alive and not alive and name == 'manipulation_controller':
+            self.active_pick = None
+            for part_id in list(self.in_flight):
+                out.extend(self.on_pick_result(
+                    {'part_id': part_id, 'ok': False,
+                     'error': 'interrupted: the manipulation controller was lost'}, now))
+        return out.extend(self.tick(now))
+
+    def on_heartbeat(self, name: str, now: float) -> None:
+        """Take a heartbeat message of a watched node (received at ``now``)."""
+        self.liveness.heartbeat(name, now)
+
     def on_pick_result(self, payload: Mapping, now: float) -> Outputs:
         """Handle a ``lepton.pick_result/1``."""
         part_id = int(payload['part_id'])
@@ -263,13 +296,21 @@ class Supervisor:
     def tick(self, now: float) -> Outputs:
         """Run the periodic checks: staleness, decisions due, forgotten tracks."""
         out = Outputs()
-        reason = self._stale_reason(now)
-        if reason != self.hold_reason:
-            before, self.hold_reason = self.hold_reason, reason
+        key, reason = self._hold(now)
+        self.hold_reason = reason
+        if key != self.hold_key:
+            before, self.hold_key = self.hold_key, key
             out.state_changed = True
-            if reason:
+            back = _missing_nodes(before) - _missing_nodes(key)
+            if back:
+                names = [n for n in self.liveness.watched if n in back]
+                word = 'back' if any(self.liveness.losses[n] for n in names) else 'up'
+                text = f'{_names(names)} {"is" if len(names) == 1 else "are"} {word}'
+                out.feedback.append(text[0].upper() + text[1:] + (
+                    f'; still holding: {reason}.' if reason else '; line released.'))
+            elif reason:
                 out.feedback.append(f'Holding the line: {reason}.')
-            elif before and 'controller' in before:
+            elif before == 'controller':
                 out.feedback.append('The manipulation controller is back; line released.')
             else:
                 out.feedback.append('Inspections are back; line released.')
@@ -285,20 +326,30 @@ class Supervisor:
         return self._sync_belt(now, out)
 
     # --- internals -------------------------------------------------------------------------
-    def _stale_reason(self, now: float) -> Optional[str]:
+    def _hold(self, now: float) -> Tuple[Optional[str], Optional[str]]:
+        """
+        Return ``(key, reason)`` of the hold now (``(None, None)``: no hold).
+
+        The key changes only when the cause does (the reason's numbers change every tick);
+        the operator hears about key changes only.
+        """
+        missing = self.liveness.missing(now)
+        if missing:
+            key = 'missing:' + ','.join(name for name, _ in missing)
+            return key, self.liveness.reason(now)
         if self.last_inspection is None:
-            return 'waiting for the first inspection'
+            return 'first', 'waiting for the first inspection'
         age = now - self.last_inspection
         if age > self.config.stale_after_s:
-            return f'inspections stale (none for {age:.1f} s)'
+            return 'stale', f'inspections stale (none for {age:.1f} s)'
         timeout = self.config.controller_timeout_s
         if timeout > 0.0:
             if self.last_controller is None:
-                return 'waiting for the manipulation controller'
+                return 'controller', 'waiting for the manipulation controller'
             if now - self.last_controller > timeout:
-                return (f'manipulation controller silent (none for '
-                        f'{now - self.last_controller:.1f} s)')
-        return None
+                return 'controller', (f'manipulation controller silent (none for '
+                                      f'{now - self.last_controller:.1f} s)')
+        return None, None
 
     def _event(self, event: str, now: float) -> Outputs:
         changed, message = self.machine.apply(event)
@@ -467,6 +518,18 @@ class Supervisor:
             return 'No part decided yet.'
         desc = ' '.join(v for v in (d.get('color'), d.get('shape')) if v) or 'part'
         return f'Last part: #{d["part_id"]} {desc}, {d["condition"]}, sent to {d["bin"]}.'
+
+
+def _missing_nodes(hold_key: Optional[str]) -> set:
+    """Return the nodes a hold key says are missing."""
+    if not hold_key or not hold_key.startswith('missing:'):
+        return set()
+    return set(hold_key[len('missing:'):].split(','))
+
+
+def _names(nodes: List[str]) -> str:
+    """Return the operator-facing names of nodes, joined with 'and'."""
+    return ' and '.join(DESCRIPTIONS.get(n, n) for n in nodes)
 
 
 def _track_matches(track: Track, slots: Mapping) -> bool:
