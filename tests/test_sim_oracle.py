@@ -61,8 +61,8 @@ def test_summary_scores_with_the_cells_rules_and_the_rules_at_decision_time():
                   _Part(4, 'ok', 'blue', 'plate', 'reject', frames=0)])
     rules = [{'defect': 'scratch', 'bin': 'rework'}, {'color': 'red', 'bin': 'rework'}]
     s = run_summary(cell, rules, part_rules={0: []})
-    assert [p['expected_bin'] for p in s['parts']] == ['reject', 'rework', 'rework', 'accept',
-                                                      'reject']
+    expected = ['reject', 'rework', 'rework', 'accept', 'reject']
+    assert [p['expected_bin'] for p in s['parts']] == expected
     assert s['sorting_accuracy'] == 1.0 and s['rules'] == rules
     with pytest.raises(ConfigError, match='unknown'):
         run_summary(cell, [{'color': 'mauve', 'bin': 'rework'}])

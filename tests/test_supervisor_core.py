@@ -172,6 +172,18 @@ def test_tracker_one_track_per_moving_part(speed):
     assert sorted(t.n_views for t in tracker.tracks.values()) == [20, 20]
 
 
+@pytest.mark.parametrize('views_before, tracks_after', [(1, 1), (3, 2)])
+def test_a_first_view_off_by_a_few_cm_does_not_leave_a_ghost_track(views_before, tracks_after):
+    """A one-view track gets twice the gate (edge views are off); an established one does not."""
+    odo = BeltOdometer(MAX_SPEED)
+    odo.set_speed(0.0, 0.0)
+    tracker = PartTracker(odo, gate_m=0.04)
+    for k in range(views_before):
+        tracker.update(0.1 * k, [_part(0.10, 0.0)])
+    tracker.update(1.0, [_part(0.13, 0.03)])        # 4.2 cm from the track
+    assert len(tracker.tracks) == tracks_after
+
+
 # --- the supervisor ----------------------------------------------------------------------
 def _moving(label_of, xs, t_start=0.0):
     v = MAX_SPEED * 0.5

@@ -177,7 +177,10 @@ class PartTracker:
 
     :param odometer: the belt odometer shared with the supervisor.
     :param gate_m: the largest distance (m) between a prediction and a detection that can
-        still be the same part.
+        still be the same part. A track seen once gets twice the gate: a part's first view is
+        usually at the image edge, where a partial blob can get the wrong shape and so the
+        wrong height on the camera ray (a few cm off); without the wider gate its next views
+        start a second track and the first becomes a one-view ghost.
     :param forget_after_s: tracks not seen for this long are dropped (after their decision).
     """
 
@@ -206,7 +209,7 @@ class PartTracker:
             x, y, _ = part['position']
             for track in self.tracks.values():
                 d = math.hypot(x - travel - track.belt_x, y - track.y)
-                if d <= self.gate_m:
+                if d <= (self.gate_m if track.n_views > 1 else 2.0 * self.gate_m):
                     pairs.append((d, di, track.track_id))
         pairs.sort()
         used_d, used_t, assigned = set(), set(), {}
