@@ -97,9 +97,10 @@ def test_parser_and_controller_killed_hold_the_line_and_resume(tmp_path):
     Steps: run 4 parts with every default (liveness watch on, sim pacing on ``sim/ack``);
     once the line runs SIGKILL the parser; expect the hold within 0.5 s of sim time with
     the parser named (cell/state and operator/feedback), no decision and the belt at 0 while
-    held; restart it; expect the release; then the same for the controller; the run then
-    finishes and nothing is in accept that should not be there (a part may be in the
-    gripper when the controller dies: escapes are possible, wrong accepts are not).
+    held; restart it; expect the release; then the same for the controller; then freeze the
+    parser (SIGSTOP): held; SIGCONT: released without a restart; the run then finishes
+    and nothing is in accept that should not be there (a part may be in the gripper when
+    the controller dies: escapes are possible, wrong accepts are not).
     """
     graph = _graph(tmp_path, 4, seed=4, parser=True, max_rtf=1.0)
     graph.required.difference_update({'command_parser', 'manipulation_controller'})
@@ -109,6 +110,18 @@ def test_parser_and_controller_killed_hold_the_line_and_resume(tmp_path):
         wait_until(lambda: probe.decisions, 240, 'a first decision', graph)
         for name in ('command_parser', 'manipulation_controller'):
             _kill_hold_resume(graph, probe, name)
+        # a frozen process (SIGSTOP: its middleware thread stops too) is gone as well, and
+        # back without a restart once it runs again (SIGCONT)
+        wait_until(lambda: not probe.state()['held'], 120, 'a running line', graph)
+        t_stop = probe.sim_time
+        os.killpg(graph.procs['command_parser'].pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: any(t >= t_stop and st['held'] and 'command_parser' in
+                                   (st['hold_reason'] or '') for t, st in probe.states),
+                       60, 'the hold of a frozen parser', graph)
+        finally:
+            os.killpg(graph.procs['command_parser'].pid, signal.SIGCONT)
+        wait_until(lambda: not probe.state()['held'], 60, 'the release after SIGCONT', graph)
         wait_until(lambda: probe.summary is not None, 400, 'the run summary', graph)
         _nothing_uninspected_in_accept(probe.summary)
     finally:
