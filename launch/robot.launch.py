@@ -84,8 +84,10 @@ def generate_launch_description():
                  'db_path': LaunchConfiguration('db')}]),
         Node(package=PACKAGE, executable='manipulation_controller_node',
              name='manipulation_controller', namespace=namespace, output='screen',
+             # a ros2_control joint_trajectory_controller starts a new trajectory when it
+             # arrives (no queued follow-on motion as in the sim's follower): no pipelining
              parameters=[LaunchConfiguration('controller_config'),
-                         {'use_sim_time': use_sim_time}],
+                         {'use_sim_time': use_sim_time, 'pipeline_picks': False}],
              remappings=[('arm_controller/joint_trajectory',
                           LaunchConfiguration('arm_controller_topic'))]),
     ]

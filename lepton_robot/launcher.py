@@ -168,10 +168,29 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
     nodes[1].params['watch_nodes'] = ', '.join(n for n in WATCHED_NODES
                                                if n in {s.name for s in nodes})
     for spec in nodes:
-        spec.params.update((extra or {}).get(spec.name, {}))
         if spec.config and not (paths.config_dir() / spec.config).is_file():
             spec.config = None
+        defaults = dict(_config_defaults(spec.config), **spec.params)
+        for param, value in (extra or {}).get(spec.name, {}).items():
+            # `--set supervisor.speed=100` reads as an int; a double parameter refuses it
+            if isinstance(defaults.get(param), float) and isinstance(value, int) \
+                    and not isinstance(value, bool):
+                value = float(value)
+            spec.params[param] = value
     return nodes
+
+
+def _config_defaults(config: Optional[str]) -> Dict[str, Any]:
+    """Return the ``ros__parameters`` of a node's ``config/*.yaml`` ({} when none)."""
+    if not config:
+        return {}
+    import yaml
+    with open(paths.config_dir() / config, encoding='utf-8') as f:
+        data = yaml.safe_load(f) or {}
+    for section in data.values():
+        if isinstance(section, dict) and isinstance(section.get('ros__parameters'), dict):
+            return dict(section['ros__parameters'])
+    return {}
 
 
 def parser_available() -> bool:

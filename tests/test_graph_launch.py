@@ -131,3 +131,16 @@ def test_launch_dir_is_installed():
     text = (REPO_ROOT / 'setup.py').read_text()
     assert "_tree('launch'" in text and "_tree('config'" in text
     assert Path(REPO_ROOT / 'launch').is_dir()
+
+
+def test_overrides_take_the_type_of_the_parameter():
+    """``--set supervisor.speed=100`` reaches a double parameter as 100.0; ints stay ints."""
+    from lepton_robot.launcher import parse_overrides, sim_graph
+    extra = parse_overrides(['supervisor.speed=100', 'supervisor.min_views=3',
+                             'manipulation_controller.press_depth_m=0'])
+    specs = {s.name: s for s in sim_graph(detector='truth', parser=False, extra=extra)}
+    assert specs['supervisor'].params['speed'] == 100.0
+    assert isinstance(specs['supervisor'].params['speed'], float)
+    assert specs['supervisor'].params['min_views'] == 3
+    assert isinstance(specs['supervisor'].params['min_views'], int)
+    assert isinstance(specs['manipulation_controller'].params['press_depth_m'], float)
