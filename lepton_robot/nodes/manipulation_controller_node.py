@@ -110,6 +110,10 @@ class ManipulationControllerNode(Node):
               **ro}),
             ('pipeline_picks', True, 'plan the next pick once the current part is held and '
              'send it ahead: the arm goes from the bin straight to the next part', ro),
+            ('release_margin_s', 0.0, 'extra time a pipelined pick waits over the bin after '
+             "the current trajectory's end (s): room for a suction-off that arrives late",
+             {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=2.0)],
+              **ro}),
             ('min_lead_s', 0.3, 'shortest planning lead: trajectories start this long after '
              'planning began (s); adapts to the measured planning time', ro),
         ]
@@ -135,6 +139,7 @@ class ManipulationControllerNode(Node):
         self.contact_x_max = float(p['contact_x_max'])
         self.press_depth = float(p['press_depth_m'])
         self.pipeline = bool(p['pipeline_picks'])
+        self.release_margin = float(p['release_margin_s'])
         self.next_job: Optional[dict] = None      # planned to follow self.job
         self.next_start = 0.0
         self._warm_up()
@@ -366,11 +371,11 @@ class ManipulationControllerNode(Node):
         lead = self._lead()
         q_from = self.q if after is None else after['q_end']
         for attempt in range(2):
-            t_start = now + lead if after is None else after['t_end']
+            t_start = now + lead if after is None else after['t_end'] + self.release_margin
             pose = self._predict(decision, t_start)
             if not all(math.isfinite(v) for v in pose):
                 if after is not None:
-                    self.queue.appendleft(decision)
+                    self._not_ahead_of(after, decision)
                     return
                 self._finish(False, f'rejected: pick pose is not finite {pose}')
                 return
@@ -384,7 +389,7 @@ class ManipulationControllerNode(Node):
             except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
                 self.pub_planning.publish(Bool(data=False))
                 if after is not None:       # plan it later, from where the arm will be
-                    self.queue.appendleft(decision)
+                    self._not_ahead_of(after, decision)
                     return
                 self._planning_failed(decision, pose, exc, now)
                 return
@@ -394,7 +399,7 @@ class ManipulationControllerNode(Node):
             spent = 0.0 if self.sim_pauses else wall * self._rtf()
             if after is not None and spent > t_start - now:
                 self.pub_planning.publish(Bool(data=False))
-                self.queue.appendleft(decision)     # too late to follow on: plan it after
+                self._not_ahead_of(after, decision)     # too late to follow on
                 return
             if spent <= lead or attempt == 1 or after is not None:
                 break
@@ -412,7 +417,7 @@ class ManipulationControllerNode(Node):
             # the cup would meet the part past the pick zone: wait for the belt guard to
             # stop the belt (it does between picks) and pick it on a still belt
             if after is not None:
-                self.queue.appendleft(decision)
+                self._not_ahead_of(after, decision)
                 return
             decision['retry_at'] = now + self.replan_s
             self.queue.append(decision)
@@ -550,10 +555,16 @@ class ManipulationControllerNode(Node):
                 and 'q_end' in job and not self.halted and not self.pending_home
                 and bool(self.queue) and self.odometer.settled(BELT_TOLERANCE_MPS))
 
+    def _not_ahead_of(self, job: dict, decision: dict) -> None:
+        """Queue a decision that could not follow ``job``: plan it after, not every tick."""
+        decision['not_ahead_of'] = id(job)
+        self.queue.appendleft(decision)
+
     def _plan_ahead(self, job: dict, now: float) -> None:
         """Plan the next ready pick to start where and when ``job`` ends."""
-        t_end = job['t_end']
-        ready = [d for d in self.queue if self._ready(d, t_end)]
+        t_end = job['t_end'] + self.release_margin
+        ready = [d for d in self.queue
+                 if d.get('not_ahead_of') != id(job) and self._ready(d, t_end)]
         if not ready:
             return
         nxt = max(ready, key=lambda d: self._predict(d, t_end)[0]

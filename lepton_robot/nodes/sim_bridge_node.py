@@ -93,7 +93,8 @@ class SimBridgeNode(Node):
             ('sync_nodes', True, 'at each camera frame wait until the nodes reporting on '
              'sim/ack have caught up with the sim clock (a loaded CPU slows the run instead '
              'of changing it)', ro),
-            ('sync_nodes_lag_s', 0.15, 'how far behind (sim s) a node may be', ro),
+            ('sync_nodes_lag_s', 0.05, 'how far behind (sim s) a node may be: bounds how late a '
+             'timed command (suction on/off) can reach the sim', ro),
             ('sync_planning', True, 'pause sim time while the controller plans '
              '(manipulation/planning)', ro),
             ('planning_timeout_s', 15.0, 'wall seconds to wait for a planning controller', ro),
@@ -340,6 +341,10 @@ class SimBridgeNode(Node):
         for on in suction:
             if not on and self.arm.suction and self.arm.holding() is None:
                 self._log_miss(t)
+            if not on and self.arm.holding() is not None and self.arm.tcp_speed() > 0.05:
+                self.get_logger().warning(
+                    f'suction off at {t:.2f} s while the cup moves at '
+                    f'{self.arm.tcp_speed():.2f} m/s: part {self.arm.holding()} is thrown')
             self.arm.set_suction(on)
 
     def _log_miss(self, t: float) -> None:

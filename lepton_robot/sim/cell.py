@@ -171,6 +171,12 @@ class SimArm:
         state = self._link_state(self.body, TCP_LINK, computeForwardKinematics=True)
         return np.array(state[4]), np.array(state[5])
 
+    def tcp_speed(self) -> float:
+        """Return the speed (m/s) of the suction cup."""
+        state = self._link_state(self.body, TCP_LINK, computeLinkVelocity=1,
+                                 computeForwardKinematics=True)
+        return float(np.linalg.norm(state[6]))
+
     def cup_position(self) -> np.ndarray:
         """Return the world position of the suction cup's face."""
         pos, quat = self.tcp_pose()
