@@ -571,10 +571,18 @@ class _CalibReader:
         return None if item is None else {self.input_name: item}
 
 
-def quantize_variants(fp32_path: Path, calib: np.ndarray) -> Dict[str, Optional[Path]]:
+def quantize_variants(fp32_path: Path, calib: np.ndarray,
+                      first_conv_fp32: bool = True) -> Dict[str, Optional[Path]]:
     """
     Write the INT8 (static, QDQ, per-channel) and FP16 variants next to the FP32 model.
 
+    The first conv (3 input channels at full resolution) stays FP32 by default: quantised,
+    it made the INT8 model barely faster than FP32 at batch 1 (ONNX Runtime's QLinearConv
+    is slow for 3-channel inputs while its NCHWc FP32 conv is fast;
+    ``benchmarks/bench_int8_formats.py`` measures it: 0.85x FP32 all-INT8, 0.58x with the
+    first conv in FP32, no accuracy loss).
+
+    :param first_conv_fp32: leave the first Conv node unquantised.
     :return: ``{'int8': path, 'fp16': path or None}`` (FP16 needs onnxconverter-common).
     """
     import onnx
@@ -587,10 +595,13 @@ def quantize_variants(fp32_path: Path, calib: np.ndarray) -> Dict[str, Optional[
     int8_path = fp32_path.with_name(fp32_path.stem + '_int8.onnx')
     pre = fp32_path.with_name(fp32_path.stem + '_pre.onnx')
     quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+    exclude = []
+    if first_conv_fp32:
+        exclude = [next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv')]
     quantize_static(str(pre), str(int8_path), _CalibReader(calib, INPUT_NAME),
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
     pre.unlink()
     props = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
     proto = onnx.load(str(int8_path))
