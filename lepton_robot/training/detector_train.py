@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--input-size', type=int, default=64,
                         help='network input side; crops are resized to it (0 = crop size)')
     parser.add_argument('--widths', default='16,32,48,96', help='channels per stage')
+    parser.add_argument('--crop-px', type=int, default=0,
+                        help='crop side in frame pixels (0 = from the largest parts in the data)')
     parser.add_argument('--out', default=None,
                         help='output ONNX path (default models/defect_detector.onnx)')
     parser.add_argument('--seed', type=int, default=0, help='torch seed')
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         report_path.write_text(json.dumps(report, indent=2))
         return 0
     seg_config, crop_px = calibrate_segmentation(train_frames)
+    crop_px = getattr(args, 'crop_px', 0) or crop_px
     input_size = args.input_size or crop_px
     print(f'[2/5] crops: crop_px={crop_px} input={input_size} '
           f'segmentation={seg_config.to_json()}', flush=True)
