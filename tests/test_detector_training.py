@@ -6,7 +6,7 @@ import detector_synth as synth
 from lepton_robot.cli import main
 from lepton_robot.detector.backends import OnnxRuntimeBackend
 from lepton_robot.detector.metadata import read_onnx_metadata
-from lepton_robot.training.detector_train import tune_ok_threshold
+from lepton_robot.training.detector_train import one_cycle_lr, tune_ok_threshold
 import numpy as np
 import pytest
 
@@ -61,3 +61,22 @@ def test_tuned_threshold_leaves_no_validation_escape(p_ok, is_ok, want):
     if want is not None:
         assert threshold == want
     assert threshold <= 0.98
+
+
+@pytest.mark.parametrize('total', [400, 1000])
+@pytest.mark.parametrize('max_lr', [3e-3, 1e-2])
+def test_progress_driven_one_cycle_matches_torch(total, max_lr):
+    """The time-budget schedule follows OneCycleLR when progress is step / (n - 1)."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=max_lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total,
+                                                cycle_momentum=False)
+    ours = []
+    for step in range(total):
+        ours.append(one_cycle_lr(step / (total - 1), max_lr))
+        assert ours[-1] == pytest.approx(opt.param_groups[0]['lr'], rel=0.05, abs=max_lr * 0.01)
+        opt.step()
+        sched.step()
+    assert max(ours) == pytest.approx(max_lr, rel=0.02)
+    assert ours[-1] == pytest.approx(max_lr / 25 / 1e4)
+    assert one_cycle_lr(2.0, max_lr) == ours[-1]

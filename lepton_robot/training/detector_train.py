@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--input-size', type=int, default=64,
                         help='network input side; crops are resized to it (0 = crop size)')
     parser.add_argument('--widths', default='16,32,48,96', help='channels per stage')
+    parser.add_argument('--crop-px', type=int, default=0,
+                        help='crop side in frame pixels (0 = from the largest parts in the data)')
     parser.add_argument('--out', default=None,
                         help='output ONNX path (default models/defect_detector.onnx)')
     parser.add_argument('--seed', type=int, default=0, help='torch seed')
@@ -63,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='start from this checkpoint (.pt of the same widths): more epochs')
     parser.add_argument('--max-minutes', type=float, default=18.0,
                         help='stop training after this long (the best epoch is kept)')
+    parser.add_argument('--time-schedule', action='store_true',
+                        help='one-cycle learning rate driven by the larger of epoch and '
+                             'time progress (--max-minutes): the rate anneals fully even '
+                             'when a loaded machine stops training before --epochs')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         report_path.write_text(json.dumps(report, indent=2))
         return 0
     seg_config, crop_px = calibrate_segmentation(train_frames)
+    crop_px = getattr(args, 'crop_px', 0) or crop_px
     input_size = args.input_size or crop_px
     print(f'[2/5] crops: crop_px={crop_px} input={input_size} '
           f'segmentation={seg_config.to_json()}', flush=True)
@@ -292,11 +299,31 @@ def _predict(model, x, batch: int = 512) -> Dict[str, np.ndarray]:
     outs = {'condition': [], 'color': [], 'shape': []}
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            c, col, s = model(x[i:i + batch])
+            c, col, s = model(x[i:i + batch].contiguous(memory_format=torch.channels_last))
             outs['condition'].append(torch.softmax(c, 1).numpy())
             outs['color'].append(torch.softmax(col, 1).numpy())
             outs['shape'].append(torch.softmax(s, 1).numpy())
     return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def one_cycle_lr(progress: float, max_lr: float, pct_start: float = 0.3,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4) -> float:
+    """
+    Return the one-cycle learning rate at ``progress`` (0..1) of training.
+
+    Same shape as ``torch.optim.lr_scheduler.OneCycleLR`` (cosine warm-up from
+    ``max_lr / div_factor`` to ``max_lr`` over ``pct_start``, then cosine annealing to
+    ``max_lr / div_factor / final_div_factor``), but driven by a progress fraction, so a
+    time budget can drive it.
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    start, end = max_lr / div_factor, max_lr / div_factor / final_div_factor
+
+    def cos(a: float, b: float, t: float) -> float:
+        return b + (a - b) * (1.0 + math.cos(math.pi * t)) / 2.0
+    if progress < pct_start:
+        return cos(start, max_lr, progress / pct_start)
+    return cos(max_lr, end, (progress - pct_start) / (1.0 - pct_start))
 
 
 def crop_metrics(probs: Dict[str, np.ndarray], labels, threshold: float) -> Dict[str, Any]:
@@ -368,10 +395,14 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
         init_model, _ = load_checkpoint(args.init)
         model.load_state_dict(init_model.state_dict())
         print(f'      starting from {args.init}', flush=True)
+    # NHWC is several times faster for these small convs on x86 CPUs (6x at 96 px).
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, math.ceil(len(x_train_px) / args.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
-                                                total_steps=args.epochs * steps_per_epoch)
+    total_steps = args.epochs * steps_per_epoch
+    time_schedule = bool(getattr(args, 'time_schedule', False))
+    sched = None if time_schedule else torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=args.lr, total_steps=total_steps)
     # Defects are the minority and escapes cost most: weight them up a little.
     cond_counts = np.bincount(train.condition, minlength=len(CONDITIONS)).astype(np.float64)
     cond_w = torch.tensor((cond_counts.sum() / np.maximum(cond_counts, 1)) ** 0.5,
@@ -381,16 +412,27 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
           f'({args.epochs} epochs, {args.threads} threads); condition counts '
           f'{dict(zip(CONDITIONS, cond_counts.astype(int).tolist()))}', flush=True)
     best, best_state, history = -1.0, None, []
-    deadline = time.time() + args.max_minutes * 60.0
+    t_train = time.time()
+    deadline = t_train + args.max_minutes * 60.0
+    progress, done = 0.0, 0
     for epoch in range(args.epochs):
         model.train()
         perm = torch.randperm(len(x_train_px), generator=gen)
         bar = tqdm(range(steps_per_epoch), desc=f'epoch {epoch + 1}/{args.epochs}',
                    unit='batch')
-        total = 0.0
+        total, n_epoch_steps = 0.0, 0
         for step in bar:
+            if time_schedule:
+                progress = max(done / total_steps,
+                               (time.time() - t_train) / (args.max_minutes * 60.0))
+                if progress >= 1.0:
+                    break
+                for group in opt.param_groups:
+                    group['lr'] = one_cycle_lr(progress, args.lr)
+            done += 1
             idx = perm[step * args.batch_size:(step + 1) * args.batch_size]
             xb = (_augment(x_train_px[idx].float() / 255.0, gen) - norm_mean) / norm_std
+            xb = xb.contiguous(memory_format=torch.channels_last)
             c, col, s = model(xb)
             loss = (torch.nn.functional.cross_entropy(c, y_train[0][idx], weight=cond_w,
                                                       label_smoothing=0.02)
@@ -399,20 +441,25 @@ def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
+            if sched is not None:
+                sched.step()
             total += loss.item()
+            n_epoch_steps += 1
             bar.set_postfix(loss=f'{total / (step + 1):.4f}')
         metrics = crop_metrics(_predict(model, x_val), val, 0.5)
         # Escapes are not scored here: the ok threshold is tuned afterwards to remove them.
         score = metrics['condition_accuracy'] + metrics['color_accuracy'] \
             + metrics['shape_accuracy']
-        history.append({'epoch': epoch + 1, 'loss': total / steps_per_epoch, **metrics})
+        history.append({'epoch': epoch + 1, 'loss': total / max(1, n_epoch_steps),
+                        'steps': done,
+                        'minutes': round((time.time() - t_train) / 60.0, 2), **metrics})
         print(f'      val epoch {epoch + 1}: {metrics}', flush=True)
         if score > best:
             best = score
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        if time.time() > deadline:
-            print(f'      time budget of {args.max_minutes} min reached, stopping', flush=True)
+        if time.time() > deadline or progress >= 1.0:
+            print(f'      time budget of {args.max_minutes} min reached after {done} of '
+                  f'{total_steps} steps, stopping', flush=True)
             break
     model.load_state_dict(best_state)
     val_probs = _predict(model, x_val)
@@ -461,7 +508,7 @@ def export_onnx(model, meta, out: Path) -> None:
     import torch
 
     from lepton_robot.detector.metadata import INPUT_NAME, OUTPUT_NAMES
-    net = copy.deepcopy(model).eval()
+    net = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
     net.softmax = True
     dummy = torch.zeros(1, 3, meta.input_size, meta.input_size)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -527,10 +574,18 @@ class _CalibReader:
         return None if item is None else {self.input_name: item}
 
 
-def quantize_variants(fp32_path: Path, calib: np.ndarray) -> Dict[str, Optional[Path]]:
+def quantize_variants(fp32_path: Path, calib: np.ndarray,
+                      first_conv_fp32: bool = True) -> Dict[str, Optional[Path]]:
     """
     Write the INT8 (static, QDQ, per-channel) and FP16 variants next to the FP32 model.
 
+    The first conv (3 input channels at full resolution) stays FP32 by default: quantised,
+    it made the INT8 model barely faster than FP32 at batch 1 (ONNX Runtime's QLinearConv
+    is slow for 3-channel inputs while its NCHWc FP32 conv is fast;
+    ``benchmarks/bench_int8_formats.py`` measures it: 0.85x FP32 all-INT8, 0.58x with the
+    first conv in FP32, no accuracy loss).
+
+    :param first_conv_fp32: leave the first Conv node unquantised.
     :return: ``{'int8': path, 'fp16': path or None}`` (FP16 needs onnxconverter-common).
     """
     import onnx
@@ -543,10 +598,13 @@ def quantize_variants(fp32_path: Path, calib: np.ndarray) -> Dict[str, Optional[
     int8_path = fp32_path.with_name(fp32_path.stem + '_int8.onnx')
     pre = fp32_path.with_name(fp32_path.stem + '_pre.onnx')
     quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+    exclude = []
+    if first_conv_fp32:
+        exclude = [next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv')]
     quantize_static(str(pre), str(int8_path), _CalibReader(calib, INPUT_NAME),
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude)
     pre.unlink()
     props = {p.key: p.value for p in onnx.load(str(fp32_path)).metadata_props}
     proto = onnx.load(str(int8_path))
