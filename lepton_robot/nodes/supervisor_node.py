@@ -70,7 +70,7 @@ class SupervisorNode(Node):
             ('watch_nodes', ', '.join(WATCHED_NODES),
              'hold the line while one of these nodes is missing (their heartbeat/<node> '
              'topics); comma-separated node names, empty = watch none', ro),
-            ('liveliness_lease_s', 0.2, 'a watched node whose DDS liveliness lapses this '
+            ('liveliness_lease_s', 0.35, 'a watched node whose DDS liveliness lapses this '
              f"long (wall s) is gone; at least the nodes' lease {HEARTBEAT_LEASE_S} s",
              dict(floating_point_range=_float_range(HEARTBEAT_LEASE_S, 60.0), **ro)),
             ('heartbeat_timeout_s', 2.0, 'a watched node alive by DDS but without a '
