@@ -189,3 +189,18 @@ def test_parts_ride_the_belt_stably(shape, condition):
         assert abs(end.yaw - start.yaw) < 0.02
     finally:
         cell.close()
+
+
+def test_a_removed_part_keeps_its_truth_but_not_its_texture():
+    """Long runs must not keep every sorted part's texture (soak memory growth)."""
+    from lepton_robot.sim.cell import WorkCell
+    with WorkCell(seed=4, with_arm=False) as cell:
+        cell.feeder_enabled = False
+        pid = cell.spawn_part('block', 'red', 'scratch', x=-0.5, y=0.5)
+        assert cell._parts[pid].appearance.texture.size > 0
+        cell.remove_part(pid, 'reject')
+        truth = cell.part(pid)
+        assert (truth.shape, truth.color, truth.condition, truth.location) == (
+            'block', 'red', 'scratch', 'reject')
+        assert cell._parts[pid].appearance.texture.size == 0
+        cell.render()      # the removed part is not drawn

@@ -475,6 +475,11 @@ class WorkCell:
             self.client.removeBody(part.body)
             part.body = None
             self.renderer.forget(part_id)
+            # a removed part is never drawn again: drop its texture (~90 kB), or a long run
+            # keeps every sorted part's texture (the 30-minute soak grew ~33 MiB)
+            app = part.appearance
+            part.appearance = PartAppearance(app.base_bgr, np.zeros((0, 0, 3), np.float32),
+                                             np.zeros((0, 0), bool), dict(app.meta))
         if location is not None:
             part.location = location
         if part.end_time is None:
