@@ -493,32 +493,10 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
 
 def _composed_child(spec_file: str) -> int:
     """Run every node of the spec file in this process on one SingleThreadedExecutor."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from lepton_robot.ros.node_main import run_nodes
     specs = json.loads(Path(spec_file).read_text())
-    rclpy.init(args=sys.argv)
-    nodes = []
-    status = 0
-    try:
-        executor = SingleThreadedExecutor()
-        for module, cls, _ in specs:
-            node = getattr(importlib.import_module(module), cls)()
-            nodes.append(node)
-            executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except LeptonError as exc:
-        print(f'[FATAL] {exc}', file=sys.stderr)
-        status = 1
-    finally:
-        for node in reversed(nodes):
-            close = getattr(node, 'close', None)
-            if callable(close):
-                close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return status
+    return run_nodes([getattr(importlib.import_module(module), cls)
+                      for module, cls, _ in specs], sys.argv)
 
 
 if __name__ == '__main__':

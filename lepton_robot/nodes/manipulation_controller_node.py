@@ -255,6 +255,13 @@ class ManipulationControllerNode(Node):
         self.holding = bool(msg.data)
 
     # --- control -----------------------------------------------------------------------------
+    def _publish_hold(self) -> None:
+        """Publish a trajectory without points: the arm holds where it is (ros2_control)."""
+        hold = JointTrajectory()
+        hold.header.stamp = self.get_clock().now().to_msg()
+        hold.joint_names = list(self.joint_names or [])
+        self.pub_traj.publish(hold)
+
     def _drop_next(self) -> None:
         """Put the pick planned to follow the current one back in the queue."""
         if self.next_job is not None:
@@ -264,10 +271,7 @@ class ManipulationControllerNode(Node):
     def _halt(self, reason: str) -> None:
         self.halted = True
         self._drop_next()       # the empty trajectory below cancels it in the follower too
-        hold = JointTrajectory()
-        hold.header.stamp = self.get_clock().now().to_msg()
-        hold.joint_names = list(self.joint_names or [])
-        self.pub_traj.publish(hold)    # no points: the controller holds the current pose
+        self._publish_hold()
         if self.job is not None and not self.job.get('home'):
             # Keep the part if one is held (never drop a part on a stop); finish on resume.
             self.interrupted = self.job
@@ -481,10 +485,7 @@ class ManipulationControllerNode(Node):
 
     def _fail(self, error: str, now: float) -> None:
         if self.next_job is not None:
-            hold = JointTrajectory()        # cancel the queued follow-on pick
-            hold.header.stamp = self.get_clock().now().to_msg()
-            hold.joint_names = list(self.joint_names or [])
-            self.pub_traj.publish(hold)
+            self._publish_hold()        # cancels the queued follow-on pick too
             self._drop_next()
         self.pub_gripper.publish(Bool(data=False))
         self._finish(False, error)
@@ -540,12 +541,8 @@ class ManipulationControllerNode(Node):
             return
         if now < self.next_start or not self.odometer.settled(BELT_TOLERANCE_MPS):
             return      # a belt speed change is on its way: plan for the belt it brings
-        ready = [d for d in self.queue if self._ready(d, now)]
-        if ready:
-            # the part furthest down the belt first: it leaves the pick zone first
-            nxt = max(ready, key=lambda d: self._predict(d, now)[0]
-                      if math.isfinite(self._predict(d, now)[0]) else math.inf)
-            self.queue.remove(nxt)
+        nxt = self._take_next(now)
+        if nxt is not None:
             self._start(nxt, now)
         self._publish_active()
 
@@ -562,15 +559,27 @@ class ManipulationControllerNode(Node):
 
     def _plan_ahead(self, job: dict, now: float) -> None:
         """Plan the next ready pick to start where and when ``job`` ends."""
-        t_end = job['t_end'] + self.release_margin
-        ready = [d for d in self.queue
-                 if d.get('not_ahead_of') != id(job) and self._ready(d, t_end)]
+        nxt = self._take_next(job['t_end'] + self.release_margin, after=job)
+        if nxt is not None:
+            self._start(nxt, now, after=job)
+
+    def _take_next(self, t: float, after: Optional[dict] = None) -> Optional[dict]:
+        """
+        Remove and return the decision to pick at ``t`` (``None`` when none is ready).
+
+        Of the ready ones, the part furthest down the belt: it leaves the pick zone first.
+        """
+        ready = [d for d in self.queue if self._ready(d, t) and (
+            after is None or d.get('not_ahead_of') != id(after))]
         if not ready:
-            return
-        nxt = max(ready, key=lambda d: self._predict(d, t_end)[0]
-                  if math.isfinite(self._predict(d, t_end)[0]) else math.inf)
+            return None
+
+        def x_at_t(d: dict) -> float:
+            x = self._predict(d, t)[0]
+            return x if math.isfinite(x) else math.inf     # _start reports a bad pose
+        nxt = max(ready, key=x_at_t)
         self.queue.remove(nxt)
-        self._start(nxt, now, after=job)
+        return nxt
 
     def _belt_changed_under(self, job: dict, now: float) -> bool:
         """Return True when the belt changed speed before the cup got its part."""
@@ -584,10 +593,7 @@ class ManipulationControllerNode(Node):
 
     def _replan_after_belt_change(self, job: dict, now: float) -> None:
         """Stop the arm and pick again for the belt as it is now (not a failed attempt)."""
-        hold = JointTrajectory()
-        hold.header.stamp = self.get_clock().now().to_msg()
-        hold.joint_names = list(self.joint_names or [])
-        self.pub_traj.publish(hold)
+        self._publish_hold()
         self.pub_gripper.publish(Bool(data=False))
         self._drop_next()
         decision = job['decision']

@@ -1,7 +1,7 @@
 """The standard ``main`` of every lepton_robot node executable."""
 
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Sequence
 
 from lepton_robot.errors import LeptonError
 import rclpy
@@ -19,13 +19,28 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> i
     :return: the process exit status: 0 on a normal shutdown, 1 when start-up failed with
         a ``LeptonError`` (bad model, bad parameter), which is printed as one clear line.
     """
+    return run_nodes([factory], args)
+
+
+def run_nodes(factories: Sequence[Callable[[], Node]],
+              args: Optional[List[str]] = None) -> int:
+    """
+    Create nodes in order, spin them together on one SingleThreadedExecutor, clean up.
+
+    The composed graph (``lepton-robot sim --composed``) runs every node this way; a single
+    node is the case of one (:func:`run_node`).
+
+    :return: 0 on a normal shutdown, 1 when start-up failed with a ``LeptonError``.
+    """
     rclpy.init(args=args if args is not None else sys.argv)
-    node = None
+    nodes: List[Node] = []
     status = 0
     try:
-        node = factory()
         executor = SingleThreadedExecutor()
-        executor.add_node(node)
+        for factory in factories:
+            node = factory()
+            nodes.append(node)
+            executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -33,7 +48,7 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> i
         print(f'[FATAL] {exc}', file=sys.stderr)
         status = 1
     finally:
-        if node is not None:
+        for node in reversed(nodes):
             close = getattr(node, 'close', None)
             if callable(close):
                 close()

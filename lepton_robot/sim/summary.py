@@ -41,10 +41,12 @@ def bins_for_rules(rules: Optional[Iterable[Mapping[str, str]]] = None) -> Dict[
 
 def expected_bin(condition: str, inspected: bool, bins: Mapping[str, str]) -> str:
     """Return where a part should end: its rule's bin; never ``accept`` uninspected."""
-    target = bins[condition]
-    if not inspected and target == 'accept':
-        return 'reject'
-    return target
+    return failsafe_bin(bins[condition], inspected)
+
+
+def failsafe_bin(target: str, inspected: bool) -> str:
+    """Return ``target``, except that a part nobody inspected never goes to ``accept``."""
+    return 'reject' if not inspected and target == 'accept' else target
 
 
 def rule_book(rules: Optional[Iterable[Mapping[str, str]]] = None):
@@ -110,9 +112,8 @@ def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = Non
         inspected_n += inspected
         pred = predictions.get(p.id)
         final = p.location
-        want = part_books.get(p.id, book).resolve(p.condition, p.color, p.shape)[0]
-        if not inspected and want == 'accept':
-            want = 'reject'     # never accept a part nobody inspected
+        want = failsafe_bin(
+            part_books.get(p.id, book).resolve(p.condition, p.color, p.shape)[0], inspected)
         in_bin = final in BINS
         sorted_n += in_bin
         correct += final == want
