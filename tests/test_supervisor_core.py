@@ -5,6 +5,8 @@ from lepton_robot.supervisor import (BeltOdometer, CellStateMachine, classify, P
                                      RuleBook, RuleError, SortRule, Supervisor,
                                      SupervisorConfig, TransitionError)
 from lepton_robot.supervisor.liveness import parse_node_list
+from lepton_robot.supervisor.tracker import TRAVEL_TOLERANCE_M
+import numpy as np
 import pytest
 
 MAX_SPEED = 0.1
@@ -156,6 +158,34 @@ def test_odometer_follows_encoder_samples():
     assert odo.travel(1.5) == pytest.approx(0.125)
     assert odo.travel(3.0) == pytest.approx(0.2)
     assert odo.velocity == pytest.approx(0.05)
+
+
+def test_odometer_keeps_an_hour_of_encoder_samples_as_few_knots():
+    """
+    An hour at 50 Hz (stops, speed changes, ramps) keeps knots only where the speed changes.
+
+    Every sample's time still maps to its travel within the tolerance, so an old decision
+    stamp (a retry after a long hold) finds its belt travel; memory no longer grows with
+    run time (the soak's supervisor growth).
+    """
+    odo = BeltOdometer(0.1)
+    odo.set_speed(0.0, 100)
+    rng = np.random.default_rng(3)
+    speeds = [0.1, 0.05, 0.0, 0.1, 0.08]
+    t, x, v, truth = 0.0, 0.0, 0.1, []
+    for k in range(50 * 3600):
+        target = speeds[(k // (50 * 600)) % len(speeds)]
+        v += float(np.clip(target - v, -0.01, 0.01))      # 0.5 m/s^2 ramps at 50 Hz
+        x += v * 0.02
+        t += 0.02
+        noisy = x + float(rng.normal(0.0, 5e-6))         # encoder quantisation noise
+        odo.observe(t, noisy, v)
+        truth.append((t, noisy))
+    assert len(odo._samples) < 200
+    for t_k, x_k in truth[::97]:
+        assert abs(odo.travel(t_k) - odo.travel(truth[0][0]) - (x_k - truth[0][1])) \
+            <= 2 * TRAVEL_TOLERANCE_M
+    assert odo.velocity == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize('speed', [0.0, 30.0, 100.0])

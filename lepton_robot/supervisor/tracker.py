@@ -15,6 +15,12 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from lepton_robot.interfaces import CONDITIONS
 
+# Encoder samples are kept as the knots of a piecewise-linear travel curve: a sample that
+# lies on the line through its neighbours within this distance adds no knot (swing-door
+# compression), so a belt at constant speed costs one knot per speed change, not 50 a
+# second, and an old stamp still finds its travel to within this tolerance.
+TRAVEL_TOLERANCE_M = 1e-4
+
 
 class BeltOdometer:
     """
@@ -34,6 +40,9 @@ class BeltOdometer:
         # they replace the integration of commanded speeds (which lag the real belt).
         self._samples: List[Tuple[float, float, float]] = []
         self._sample_offset: Optional[float] = None
+        # Slopes (m/s) of the lines from the knot before the last one that pass within the
+        # tolerance of every sample merged into the last knot (None: no open run).
+        self._door: Optional[Tuple[float, float]] = None
 
     @property
     def velocity(self) -> float:
@@ -61,10 +70,28 @@ class BeltOdometer:
         """
         if self._sample_offset is None:
             self._sample_offset = self._travel_commanded(t) - float(travel)
-        if self._samples and t <= self._samples[-1][0]:
+        s = self._samples
+        if s and t <= s[-1][0]:
             return
-        self._samples.append((float(t), float(travel) + self._sample_offset, float(velocity)))
-        del self._samples[:-self._history * 8]
+        t, x = float(t), float(travel) + self._sample_offset
+        sample = (t, x, float(velocity))
+        tol = TRAVEL_TOLERANCE_M
+        if len(s) >= 2 and self._door is not None:
+            ta, xa, _ = s[-2]
+            dt = t - ta
+            lo, hi = self._door
+            if lo <= (x - xa) / dt <= hi:
+                # Every sample since the anchor stays within tol of anchor -> this one:
+                # it replaces the last knot, and the door narrows to keep that true.
+                s[-1] = sample
+                self._door = (max(lo, (x - tol - xa) / dt), min(hi, (x + tol - xa) / dt))
+                return
+        if s:
+            ta, xa, _ = s[-1]
+            dt = t - ta
+            self._door = ((x - tol - xa) / dt, (x + tol - xa) / dt)
+        s.append(sample)
+        del s[:-self._history * 8]
 
     def set_speed(self, t: float, percent: float) -> None:
         """Record that the belt runs at ``percent`` of max speed from time ``t`` on."""
