@@ -13,7 +13,6 @@ Not a test. Usage::
 """
 
 import argparse
-import json
 import os
 from pathlib import Path
 import sys
@@ -194,10 +193,8 @@ def main(argv=None):
                                    'mean_parts_per_frame': round(float(np.mean(parts)), 2)}
     for b in backends:
         b.close()
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    from _report import emit
+    emit(report, args.out, indent=2)
     return 0
 
 

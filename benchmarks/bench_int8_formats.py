@@ -13,7 +13,6 @@ the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a test. Usa
 
 import argparse
 from collections import Counter
-import json
 import os
 from pathlib import Path
 import tempfile
@@ -158,10 +157,8 @@ def main(argv=None):
             'over_fp32_batch8': round(lat[name]['batch8']['p50_ms']
                                       / lat['fp32']['batch8']['p50_ms'], 3),
             'accuracy': acc, 'ops_after_ort_optimisation': _op_counts(path, args.threads, work)}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    from _report import emit
+    emit(report, args.out, indent=2)
     return 0
 
 

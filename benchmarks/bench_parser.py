@@ -17,7 +17,6 @@ Usage::
 """
 
 import argparse
-import json
 from pathlib import Path
 import platform
 import statistics
@@ -113,11 +112,8 @@ def main(argv=None) -> int:
         'goal_p50_le_1ms_single_onnxruntime':
             results['onnxruntime']['end_to_end_single_ms']['p50'] <= 1.0,
     }
-    text = json.dumps(report, indent=1)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(text)
+    from _report import emit
+    emit(report, args.out)
     return 0
 
 

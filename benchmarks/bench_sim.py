@@ -14,7 +14,6 @@ competing for the cores (the machine's load average is recorded too).
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -76,12 +75,8 @@ def main(argv=None) -> int:
               'sim_seconds': args.sim_seconds, 'cpu_count': os.cpu_count(),
               'load_average_at_end': load, 'python': platform.python_version(),
               'results': rows}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w', encoding='utf-8') as f:
-            f.write(text + '\n')
+    from _report import emit
+    emit(result, args.out)
     return 0
 
 

@@ -237,11 +237,8 @@ def _soak(args, detector: str) -> int:
               'holds': watch.holds[-20:], 'n_holds': len(watch.holds),
               'ros_domain_id': int(os.environ['ROS_DOMAIN_ID']),
               'run_dir': str(run_dir)}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + '\n')
+    from _report import emit
+    emit(report, args.out)
     return 0 if died is None else 1
 
 

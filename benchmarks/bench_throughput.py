@@ -107,12 +107,8 @@ def main(argv=None) -> int:
     report = {'benchmark': 'cell_throughput_vs_belt_speed', 'mode': mode,
               'parts': args.parts, 'seed': args.seed, 'cpus': os.cpu_count(),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'results': rows}
-    text = json.dumps(report, indent=1)
-    print(text)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, 'w', encoding='utf-8') as f:
-            f.write(text + '\n')
+    from _report import emit
+    emit(report, args.out)
     return 0
 
 

@@ -129,10 +129,12 @@ def table_rows(res: dict) -> list:
     t = res.get('transport', {})
     if t.get('status') == 'ok':
         goals = {'separate': '<= 2 ms', 'composed': '<= 0.5 ms'}
-        for mode, v in t['results'].items():
+        for key, v in t['results'].items():
             tr = v['transport_ms']
+            mode = v.get('mode', key)
             met = tr.get('p50', 1e9) <= (2.0 if mode == 'separate' else 0.5)
-            rows.append(('transport', f'{mode} ({v["processes"]} process(es)): camera -> '
+            rows.append(('transport', f'{key} ({v["processes"]} process(es), '
+                         f'{v.get("executor", "single")} executor): camera -> '
                          f'decision minus inference p50 / p99',
                          f'{_fmt(tr.get("p50"))} / {_fmt(tr.get("p99"))} ms '
                          f'(n={tr.get("n")}; detector {_fmt(v["detector_ms"].get("p50"))} ms; '

@@ -12,7 +12,7 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.descriptions import ParameterValue
@@ -26,6 +26,11 @@ def generate_launch_description():
     namespace = LaunchConfiguration('namespace')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
     args = [
+        DeclareLaunchArgument('executor', default_value='single',
+                              description="every node's rclpy executor: single "
+                                          '(SingleThreadedExecutor) or events (the '
+                                          'experimental EventsExecutor)'),
+        SetEnvironmentVariable('LEPTON_EXECUTOR', LaunchConfiguration('executor')),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of every node and topic (e.g. cell1)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',

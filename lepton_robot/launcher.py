@@ -514,7 +514,11 @@ def add_graph_arguments(parser) -> None:
     command's own (``lepton_robot/commands/sim.py``).
     """
     parser.add_argument('--composed', action='store_true',
-                        help='run every node in one process (one SingleThreadedExecutor)')
+                        help='run every node in one process (one executor)')
+    parser.add_argument('--executor', choices=('single', 'events'), default='',
+                        help="every node's rclpy executor: single (SingleThreadedExecutor, "
+                             'the default) or events (the experimental EventsExecutor); '
+                             'sets LEPTON_EXECUTOR for the node processes')
     parser.add_argument('--detector', choices=('onnx', 'truth'), default='onnx',
                         help='onnx: defect_detector_node (default); truth: ground-truth '
                              'inspections from the sim (a test double for the graph)')
@@ -543,6 +547,8 @@ def run_graph_command(args) -> Dict[str, Any]:
     :raises LaunchError: when a node dies or no summary arrives in time.
     """
     say = parse_say(args.say)
+    if getattr(args, 'executor', ''):
+        os.environ['LEPTON_EXECUTOR'] = args.executor
     run_dir = Path(args.run_dir).resolve() if args.run_dir else None
     extra = parse_overrides(getattr(args, 'set', []))
     specs = sim_graph(parts=args.parts, seed=args.seed, gui=args.gui, detector=args.detector,

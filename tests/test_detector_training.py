@@ -30,7 +30,7 @@ def test_train_export_quantise_pipeline(tmp_path, capsys):
     rc = main(['train', 'detector', '--data', str(data), '--train-seed', '1', '--val-seed',
                '2', '--train-count', '60', '--val-count', '20', '--epochs', '1',
                '--batch-size', '32', '--widths', '8,8,16,16', '--fusion-frames', '30',
-               '--out', str(out)])
+               '--input-size', '64', '--crop-px', '0', '--out', str(out)])
     assert rc == 0
     props = read_onnx_metadata(str(out))
     assert props['lepton.model'] == 'defect_detector'

@@ -155,8 +155,15 @@ def test_operator_commands_change_behaviour(tmp_path):
 
 
 @pytest.mark.slow
-def test_composed_mode_runs_all_nodes_in_one_process(tmp_path):
-    """--composed: the same graph in one process finishes a short run and sorts it."""
+@pytest.mark.parametrize('executor', ['single', 'events'])
+def test_composed_mode_runs_all_nodes_in_one_process(tmp_path, monkeypatch, executor):
+    """
+    --composed: the same graph in one process finishes a short run and sorts it.
+
+    On either executor (``LEPTON_EXECUTOR``): the experimental ``EventsExecutor`` must run
+    every node's sim-time timers, services and liveliness like the default one.
+    """
+    monkeypatch.setenv('LEPTON_EXECUTOR', executor)
     specs = _specs(3, seed=2)
     summary, graph, _ = run_sim(specs, composed=True, timeout_s=240,
                                 run_dir=tmp_path / 'run', echo=False)

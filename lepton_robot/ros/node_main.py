@@ -1,12 +1,37 @@
-"""The standard ``main`` of every lepton_robot node executable."""
+"""
+The standard ``main`` of every lepton_robot node executable.
 
+The executor is chosen by the environment variable ``LEPTON_EXECUTOR``: ``single`` (the
+default, rclpy's wait-set ``SingleThreadedExecutor``) or ``events`` (rclpy's experimental
+C++ ``EventsExecutor``, about half the per-message overhead; it must spin on the main
+thread, which is where these nodes spin).
+"""
+
+import os
 import sys
 from typing import Callable, List, Optional, Sequence
 
 from lepton_robot.errors import LeptonError
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+
+EXECUTORS = ('single', 'events')
+
+
+def make_executor(kind: Optional[str] = None) -> Executor:
+    """
+    Return a new executor of ``kind`` (default: ``$LEPTON_EXECUTOR``, else ``single``).
+
+    :raises LeptonError: for an unknown kind.
+    """
+    kind = (kind or os.environ.get('LEPTON_EXECUTOR') or 'single').strip().lower()
+    if kind == 'single':
+        return SingleThreadedExecutor()
+    if kind == 'events':
+        from rclpy.experimental import EventsExecutor
+        return EventsExecutor()
+    raise LeptonError(f'LEPTON_EXECUTOR={kind!r}: expected one of {", ".join(EXECUTORS)}')
 
 
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> int:
@@ -25,7 +50,7 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> i
 def run_nodes(factories: Sequence[Callable[[], Node]],
               args: Optional[List[str]] = None) -> int:
     """
-    Create nodes in order, spin them together on one SingleThreadedExecutor, clean up.
+    Create nodes in order, spin them together on one executor (:func:`make_executor`).
 
     The composed graph (``lepton-robot sim --composed``) runs every node this way; a single
     node is the case of one (:func:`run_node`).
@@ -36,7 +61,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
     nodes: List[Node] = []
     status = 0
     try:
-        executor = SingleThreadedExecutor()
+        executor = make_executor()
         for factory in factories:
             node = factory()
             nodes.append(node)
