@@ -4,7 +4,7 @@ import json
 
 from lepton_robot.cli import main
 from lepton_robot.errors import ConfigError
-from lepton_robot.sim.summary import bins_for_rules, expected_bin, percentiles, run_summary
+from lepton_robot.sim.summary import expected_bin, percentiles, rule_book, run_summary
 import pytest
 
 SUMMARY_KEYS = {'parts_spawned', 'parts_inspected', 'parts_sorted', 'sorting_accuracy',
@@ -13,24 +13,32 @@ SUMMARY_KEYS = {'parts_spawned', 'parts_inspected', 'parts_sorted', 'sorting_acc
                 'real_time_factor', 'latency_ms', 'parts'}
 
 
-def test_rules_to_bins():
-    bins = bins_for_rules(None)
-    assert bins['ok'] == 'accept' and bins['crack'] == 'reject'
-    bins = bins_for_rules([{'defect': 'scratch', 'bin': 'rework'}])
-    assert bins['scratch'] == 'rework' and bins['stain'] == 'reject'
-    bins = bins_for_rules([{'defect': 'any', 'bin': 'rework'}])
-    assert all(bins[d] == 'rework' for d in ('scratch', 'crack', 'stain', 'chip'))
-    with pytest.raises(ConfigError, match='unknown bin'):
-        bins_for_rules([{'defect': 'scratch', 'bin': 'trash'}])
-    with pytest.raises(ConfigError, match='unknown defect'):
-        bins_for_rules([{'defect': 'dent', 'bin': 'reject'}])
+def test_rules_resolve_like_the_supervisor():
+    """Defaults, a defect rule, ``any``, color/shape filters; bad rules are a ConfigError."""
+    book = rule_book(None)
+    assert expected_bin(book, 'ok', 'red', 'block', True) == 'accept'
+    assert expected_bin(book, 'crack', 'red', 'block', True) == 'reject'
+    book = rule_book([{'defect': 'scratch', 'bin': 'rework'}])
+    assert expected_bin(book, 'scratch', 'red', 'block', True) == 'rework'
+    assert expected_bin(book, 'stain', 'red', 'block', True) == 'reject'
+    book = rule_book([{'defect': 'any', 'bin': 'rework'}])
+    assert all(expected_bin(book, d, 'red', 'block', True) == 'rework'
+               for d in ('scratch', 'crack', 'stain', 'chip'))
+    book = rule_book([{'color': 'blue', 'bin': 'rework'}])
+    assert expected_bin(book, 'ok', 'blue', 'plate', True) == 'rework'
+    assert expected_bin(book, 'ok', 'red', 'plate', True) == 'accept'
+    with pytest.raises(ConfigError):
+        rule_book([{'defect': 'scratch', 'bin': 'trash'}])
+    with pytest.raises(ConfigError):
+        rule_book([{'defect': 'dent', 'bin': 'reject'}])
 
 
 def test_uninspected_part_is_never_accepted():
-    bins = bins_for_rules(None)
-    assert expected_bin('ok', True, bins) == 'accept'
-    assert expected_bin('ok', False, bins) == 'reject'
-    assert expected_bin('chip', False, bins) == 'reject'
+    """The fail-safe: an ok part nobody inspected is expected in reject, not accept."""
+    book = rule_book(None)
+    assert expected_bin(book, 'ok', 'red', 'block', True) == 'accept'
+    assert expected_bin(book, 'ok', 'red', 'block', False) == 'reject'
+    assert expected_bin(book, 'chip', 'red', 'block', False) == 'reject'
 
 
 class _Part:

@@ -14,7 +14,7 @@ from lepton_robot.errors import LeptonError
 from lepton_robot.sim.arm import ArmPlanner, PlanningError, UnreachableError
 from lepton_robot.sim.cell import LOC_BELT, LOC_GRIPPER, WorkCell
 from lepton_robot.sim.executor import TrajectoryExecutor
-from lepton_robot.sim.summary import bins_for_rules, expected_bin, run_summary
+from lepton_robot.sim.summary import expected_bin, rule_book, run_summary
 
 
 @dataclass
@@ -57,7 +57,7 @@ class OracleRunner:
             raise LeptonError('the oracle needs a cell with an arm')
         self.cell = cell
         self.rules = rules
-        self.bins = bins_for_rules(rules)
+        self.book = rule_book(rules)     # resolved like the supervisor (and the summary)
         self.camera_hz = float(camera_hz or cell.scenario.camera['rate_hz'])
         self.control_every = int(control_every)
         self.planner = ArmPlanner(cell.scenario)
@@ -178,7 +178,8 @@ class OracleRunner:
     def _start_job(self) -> None:
         cell = self.cell
         for part in self._candidates():
-            target = expected_bin(part.condition, part.inspected_frames > 0, self.bins)
+            target = expected_bin(self.book, part.condition, part.color, part.shape,
+                                  part.inspected_frames > 0)
             top = cell.part_top(part.id)
             q = cell.arm.joint_positions()
             v = cell.belt_speed

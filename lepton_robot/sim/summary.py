@@ -7,41 +7,17 @@ Keys as in ``shared/spec/interfaces.md``; see :func:`run_summary`.
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence
 
 from lepton_robot.errors import ConfigError
-from lepton_robot.interfaces import BINS, CONDITIONS, DEFECTS
+from lepton_robot.interfaces import BINS
 import numpy as np
 
-#: the default rule: ok parts are accepted, any defect is rejected
-DEFAULT_BINS = {'ok': 'accept', **dict.fromkeys(DEFECTS, 'reject')}
 
-
-def bins_for_rules(rules: Optional[Iterable[Mapping[str, str]]] = None) -> Dict[str, str]:
+def expected_bin(book, condition: str, color: str, shape: str, inspected: bool) -> str:
     """
-    Turn ``sort`` rules (``[{"defect": "scratch", "bin": "rework"}]``) into condition -> bin.
+    Return where a part should end: the bin its rule gives; never ``accept`` uninspected.
 
-    Rules override the default (ok -> accept, any defect -> reject); a rule with
-    ``"defect": "any"`` applies to every defect.
-
-    :param rules: rule list as in ``lepton.cell_state/1``
-    :return: mapping of every condition to its bin
-    :raises ConfigError: on an unknown condition or bin
+    :param book: the rules in force (:func:`rule_book`), resolved as the supervisor does.
     """
-    out = dict(DEFAULT_BINS)
-    for rule in rules or ():
-        defect, bin_name = rule.get('defect'), rule.get('bin')
-        if bin_name not in BINS:
-            raise ConfigError(f'rule {dict(rule)}: unknown bin {bin_name!r}; one of {BINS}')
-        if defect == 'any':
-            out.update(dict.fromkeys(DEFECTS, bin_name))
-        elif defect in CONDITIONS:
-            out[defect] = bin_name
-        else:
-            raise ConfigError(f'rule {dict(rule)}: unknown defect {defect!r}')
-    return out
-
-
-def expected_bin(condition: str, inspected: bool, bins: Mapping[str, str]) -> str:
-    """Return where a part should end: its rule's bin; never ``accept`` uninspected."""
-    return failsafe_bin(bins[condition], inspected)
+    return failsafe_bin(book.resolve(condition, color, shape)[0], inspected)
 
 
 def failsafe_bin(target: str, inspected: bool) -> str:
@@ -112,8 +88,8 @@ def run_summary(cell, rules=None, predictions: Optional[Mapping[int, str]] = Non
         inspected_n += inspected
         pred = predictions.get(p.id)
         final = p.location
-        want = failsafe_bin(
-            part_books.get(p.id, book).resolve(p.condition, p.color, p.shape)[0], inspected)
+        want = expected_bin(part_books.get(p.id, book), p.condition, p.color, p.shape,
+                            inspected)
         in_bin = final in BINS
         sorted_n += in_bin
         correct += final == want
