@@ -34,6 +34,21 @@ def make_executor(kind: Optional[str] = None) -> Executor:
     raise LeptonError(f'LEPTON_EXECUTOR={kind!r}: expected one of {", ".join(EXECUTORS)}')
 
 
+def spin(executor: Executor) -> None:
+    """
+    Spin ``executor`` until the context shuts down.
+
+    The ``EventsExecutor`` of this rclpy wheel busy-loops in ``spin()`` without running
+    callbacks (measured: 100 % CPU, no timer fired), while ``spin_once`` works; it is spun
+    by ``spin_once`` in a loop.
+    """
+    if type(executor).__name__ != 'EventsExecutor':
+        executor.spin()
+        return
+    while rclpy.ok():
+        executor.spin_once(timeout_sec=0.1)
+
+
 def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> int:
     """
     Create a node, spin it on a SingleThreadedExecutor and always clean up.
@@ -66,7 +81,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
             node = factory()
             nodes.append(node)
             executor.add_node(node)
-        executor.spin()
+        spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except LeptonError as exc:

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--val-seed', type=int, default=VAL_SEED)
     parser.add_argument('--datagen-args', default='--balance',
                         help='extra arguments passed to lepton-robot datagen (quoted)')
-    parser.add_argument('--epochs', type=int, default=14)
+    parser.add_argument('--epochs', type=int, default=28)
     parser.add_argument('--batch-size', type=int, default=128)
     parser.add_argument('--lr', type=float, default=3e-3)
     parser.add_argument('--threads', type=int, default=2, help='torch threads')
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='training frames used to fit the shape fusion head')
     parser.add_argument('--init', default=None, metavar='CKPT',
                         help='start from this checkpoint (.pt of the same widths): more epochs')
-    parser.add_argument('--max-minutes', type=float, default=25.0,
+    parser.add_argument('--max-minutes', type=float, default=27.0,
                         help='stop training after this long (the best epoch is kept)')
     parser.add_argument('--time-schedule', action=argparse.BooleanOptionalAction, default=True,
                         help='one-cycle learning rate driven by the larger of epoch and '
