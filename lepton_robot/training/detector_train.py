@@ -1,7 +1,8 @@
 """
 ``lepton-robot train detector``: train the part-crop CNN on sim datasets, export and quantise.
 
-Steps (each logged; the whole run fits in ~20 min on 2 CPU cores):
+Steps (each logged; with the defaults, the shipped recipe, ~28 min on 2 CPU cores plus
+rendering the data the first time):
 
 1. Render (or reuse) a training and a validation dataset with ``lepton-robot datagen``
    (different seeds: the split is by seed, never by frame).
