@@ -492,7 +492,7 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
 
 
 def _composed_child(spec_file: str) -> int:
-    """Run every node of the spec file in this process on one SingleThreadedExecutor."""
+    """Run every node of the spec file in this process on one executor (``run_nodes``)."""
     from lepton_robot.ros.node_main import run_nodes
     specs = json.loads(Path(spec_file).read_text())
     return run_nodes([getattr(importlib.import_module(module), cls)

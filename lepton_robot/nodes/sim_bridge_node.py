@@ -339,12 +339,15 @@ class SimBridgeNode(Node):
             except TrajectoryError as exc:
                 self.get_logger().error(f'trajectory refused, holding: {exc}')
         for on in suction:
-            if not on and self.arm.suction and self.arm.holding() is None:
+            held = self.arm.holding()
+            if not on and self.arm.suction and held is None:
                 self._log_miss(t)
-            if not on and self.arm.holding() is not None and self.arm.tcp_speed() > 0.05:
-                self.get_logger().warning(
-                    f'suction off at {t:.2f} s while the cup moves at '
-                    f'{self.arm.tcp_speed():.2f} m/s: part {self.arm.holding()} is thrown')
+            if not on and held is not None:
+                speed = self.arm.tcp_speed()
+                if speed > 0.05:
+                    self.get_logger().warning(
+                        f'suction off at {t:.2f} s while the cup moves at {speed:.2f} m/s: '
+                        f'part {held} is thrown')
             self.arm.set_suction(on)
 
     def _log_miss(self, t: float) -> None:

@@ -3,8 +3,8 @@ The standard ``main`` of every lepton_robot node executable.
 
 The executor is chosen by the environment variable ``LEPTON_EXECUTOR``: ``single`` (the
 default, rclpy's wait-set ``SingleThreadedExecutor``) or ``events`` (rclpy's experimental
-C++ ``EventsExecutor``, about half the per-message overhead; it must spin on the main
-thread, which is where these nodes spin).
+C++ ``EventsExecutor``: 22-34 % less camera -> decision transport latency in
+``benchmarks/bench_transport.py``; it must spin on the main thread, where these nodes spin).
 """
 
 import os
