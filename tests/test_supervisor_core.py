@@ -32,6 +32,7 @@ def _sup(**kw):
     kw.setdefault('guard_x', 10.0)    # the belt guard has its own tests
     kw.setdefault('guard_hard_x', 10.0)
     kw.setdefault('decide_views', kw.get('min_views', 2))   # decide_views has its own test
+    kw.setdefault('decide_agreement', 0.0)   # and so has the agreement gate
     return Supervisor(SupervisorConfig(max_belt_speed_mps=MAX_SPEED, **kw))
 
 
@@ -263,6 +264,54 @@ def test_decision_waits_for_decide_views_so_early_edge_views_are_outvoted():
                                        0.1 * i).decisions
         assert len(decisions) == (1 if i >= 5 else 0)
     assert decisions[0]['condition'] == 'ok' and decisions[0]['bin'] == 'accept'
+
+
+def _views(sup, labels, x0=-0.6, dt=0.1):
+    """Feed one part's views (riding the belt at 50 % from x0); return decisions per view."""
+    v = MAX_SPEED * 0.5
+    out = []
+    for i, label in enumerate(labels):
+        out.append(sup.on_inspection(_inspection(dt * i, [_part(x0 + v * dt * i, label=label)]),
+                                     dt * i).decisions)
+    return out
+
+
+def test_a_split_vote_waits_for_more_views_instead_of_deciding_on_the_edge_ones():
+    """A small chip looks ok from the image edge: 4 ok of 8 views do not decide the part."""
+    sup = _sup(min_views=2, decide_views=8, decide_agreement=0.85, max_views=40,
+               decide_by_x=0.0)
+    labels = ['ok', 'chip', 'ok', 'chip', 'ok', 'ok', 'chip', 'chip'] + ['chip'] * 20
+    per_view = _views(sup, labels)
+    # 8 views: 4/8 agree; decided once the chip views reach 85 %: 23 of 27 (22/26 = 84.6 %).
+    assert [i for i, d in enumerate(per_view) if d] == [26]
+    decision = per_view[26][0]
+    assert decision['condition'] == 'chip' and decision['bin'] == 'reject'
+    assert decision['views'] == 27 and '(23/27 views)' in decision['reason']
+
+
+def test_agreeing_views_decide_at_decide_views():
+    """7 of 8 views agreeing (87.5 % >= 85 %) decide at the eighth view."""
+    sup = _sup(min_views=2, decide_views=8, decide_agreement=0.85)
+    per_view = _views(sup, ['chip'] + ['ok'] * 7)
+    assert [bool(d) for d in per_view] == [False] * 7 + [True]
+    assert per_view[7][0]['condition'] == 'ok' and '(7/8 views)' in per_view[7][0]['reason']
+
+
+@pytest.mark.parametrize('limit', ['max_views', 'decide_by_x'])
+def test_a_split_vote_is_decided_by_max_views_or_before_the_pick_zone(limit):
+    """A vote that never agrees is decided at max_views, or as the part nears the pick zone."""
+    # At 50 % the part moves 5 mm per view: from x = -0.7 it passes -0.65 at its 11th view.
+    kw = {'max_views': 10, 'decide_by_x': 5.0} if limit == 'max_views' else \
+        {'max_views': 1000, 'decide_by_x': -0.65}
+    sup = _sup(min_views=2, decide_views=8, decide_agreement=0.85, **kw)
+    per_view = _views(sup, ['ok', 'scratch'] * 20, x0=-0.7)
+    decided = [i for i, d in enumerate(per_view) if d]
+    assert decided == [9 if limit == 'max_views' else 10]
+    # max_views: 5 ok / 5 scratch (a tie goes to the defect); decide_by_x: 6 ok / 5 scratch,
+    # but ok needs agreeing views.
+    decision = per_view[decided[0]][0]
+    assert decision['condition'] == 'scratch' and decision['bin'] == 'reject'
+    assert ('split vote (6 ok)' in decision['reason']) == (limit == 'decide_by_x')
 
 
 @pytest.mark.parametrize('views, expected', [(1, 'reject'), (3, 'accept')])

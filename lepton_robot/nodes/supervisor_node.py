@@ -46,6 +46,13 @@ class SupervisorNode(Node):
             ('decide_views', 8, 'a part is decided after this many views, or when it leaves '
              'the view with at least min_views',
              dict(integer_range=[IntegerRange(from_value=1, to_value=200, step=1)], **ro)),
+            ('decide_agreement', 0.85, 'share of its views the voted label needs for a '
+             'decision at decide_views; a split vote waits for more views (max_views, '
+             'decide_by_x)', dict(floating_point_range=_float_range(0.0, 1.0), **ro)),
+            ('max_views', 40, 'a part whose views do not agree is decided at this many views',
+             dict(integer_range=[IntegerRange(from_value=1, to_value=1000, step=1)], **ro)),
+            ('decide_by_x', -0.20, 'a part whose views do not agree is decided when predicted '
+             'past this world x (m; before the pick zone)', ro),
             ('lost_after_s', 1.0, 'a part unseen this long is decided fail-safe (s)',
              dict(floating_point_range=_float_range(0.05, 60.0), **ro)),
             ('stale_after_s', 1.5, 'hold the line when no inspection came for this long (s)',
@@ -89,7 +96,8 @@ class SupervisorNode(Node):
         self.core = Supervisor(SupervisorConfig(
             max_belt_speed_mps=p['max_belt_speed_mps'], speed=p['speed'],
             sensitivity=p['sensitivity'], min_views=p['min_views'],
-            decide_views=p['decide_views'],
+            decide_views=p['decide_views'], decide_agreement=p['decide_agreement'],
+            max_views=p['max_views'], decide_by_x=p['decide_by_x'],
             lost_after_s=p['lost_after_s'], stale_after_s=p['stale_after_s'],
             gate_m=p['gate_m'], initial_state=p['initial_state'], guard_x=p['guard_x'],
             guard_hard_x=p['guard_hard_x'],

@@ -9,11 +9,16 @@ methods with the sim (or wall) time; every method returns an ``Outputs`` to publ
 
 Decision policy (one decision per tracked part, ``part_id`` = track id):
 
-- A track is decided once it has ``decide_views`` views, or when it leaves the view (not
-  seen for ``lost_after_s``) with at least ``min_views``: the vote uses every view the
-  camera had (a part entering the image at its edge is the hardest to classify, so a
-  decision on the first two views would rest on the worst ones). Its class is the detector's label
-  voted over the views (``Track.label``; the detector applies the sensitivity, which it
+- A track is decided once it has ``decide_views`` views *and* its views agree (the voted
+  label has at least ``decide_agreement`` of them), or, when they do not agree, once it has
+  ``max_views`` views or is predicted past ``decide_by_x``; or when it leaves the view (not
+  seen for ``lost_after_s``) with at least ``min_views``. The vote uses every view the
+  camera had: a part entering the image at its edge is the hardest to classify, and a
+  small chip can look ok from there; a split vote waits for the views from the middle of
+  the image instead of deciding on the worst ones. Its class is the detector's label
+  voted over the views (``Track.label``; when the views never agreed and the vote says
+  ``ok``, the part gets the most voted defect instead: ok needs agreeing views, an escape
+  costs more than a false reject; the detector applies the sensitivity, which it
   takes from ``cell/state``). With ``reclassify`` the supervisor decides from the mean
   probabilities instead: defective when the mean probability of all defects exceeds
   ``1 - sensitivity / 100``, then the most probable defect. The bin comes from
@@ -61,6 +66,9 @@ class SupervisorConfig:
     sensitivity: float = 50.0
     min_views: int = 2
     decide_views: int = 8
+    decide_agreement: float = 0.85      # share of views the vote needs to decide early
+    max_views: int = 40                 # a split vote is decided at this many views ...
+    decide_by_x: float = -0.20          # ... or when the part is predicted past this world x
     lost_after_s: float = 1.0
     stale_after_s: float = 1.5
     gate_m: float = 0.04
@@ -317,8 +325,7 @@ class Supervisor:
         if self.state == 'running' and not self.held:
             for track in self.tracker.undecided():
                 gone = now - track.last_seen > self.config.lost_after_s
-                if track.n_views >= max(self.config.decide_views, self.config.min_views) or (
-                        gone and track.n_views >= self.config.min_views):
+                if self._due(track, now) or (gone and track.n_views >= self.config.min_views):
                     out.extend(self._decide(track, now, bin_override=track.forced_bin))
                 elif gone:
                     out.extend(self._decide(track, now, failsafe=True))
@@ -326,6 +333,15 @@ class Supervisor:
         return self._sync_belt(now, out)
 
     # --- internals -------------------------------------------------------------------------
+    def _due(self, track: Track, now: float) -> bool:
+        """Return whether a track in view has the views for its decision (module doc)."""
+        cfg = self.config
+        if track.n_views < max(cfg.decide_views, cfg.min_views):
+            return False
+        if track.agreement >= cfg.decide_agreement or track.n_views >= cfg.max_views:
+            return True
+        return track.position(self.odometer.travel(now))[0] >= cfg.decide_by_x
+
     def _hold(self, now: float) -> Tuple[Optional[str], Optional[str]]:
         """
         Return ``(key, reason)`` of the hold now (``(None, None)``: no hold).
@@ -370,9 +386,17 @@ class Supervisor:
         else:
             condition = classify(probs, self.sensitivity) if self.config.reclassify \
                 else (track.label or classify(probs, self.sensitivity))
+            split = ''
+            defect_votes = {c: k for c, k in track.labels.items() if c != 'ok'}
+            if condition == 'ok' and not self.config.reclassify and defect_votes \
+                    and track.agreement < self.config.decide_agreement:
+                # Views that never agreed: ok is not established, the likeliest defect is.
+                split = f'; split vote ({track.labels["ok"]} ok): ok needs agreeing views'
+                condition = max(defect_votes, key=lambda c: (defect_votes[c], probs[c]))
             bin_name, rule, default = self.rules.resolve(condition, track.color, track.shape)
             score = probs.get(condition, 0.0)
-            reason = (f'{condition} {score:.2f} → '
+            agree = track.labels.get(condition, 0)
+            reason = (f'{condition} {score:.2f} ({agree}/{track.n_views} views{split}) → '
                       f'{"default" if default else "rule"}: {rule.describe()}')
         if bin_override is not None and not (failsafe and bin_override == 'accept'):
             bin_name = bin_override

@@ -172,6 +172,12 @@ class Track:
         return max(self.labels, key=lambda c: (self.labels[c], c != 'ok', probs.get(c, 0.0)))
 
     @property
+    def agreement(self) -> float:
+        """Return the share of the views that carry the voted label (0 without views)."""
+        total = sum(self.labels.values())
+        return self.labels[self.label] / total if total else 0.0
+
+    @property
     def color(self) -> Optional[str]:
         """Return the most voted color, or None."""
         return max(self.colors, key=self.colors.get) if self.colors else None
