@@ -136,6 +136,8 @@ def test_simulated_arm_tracks_a_trajectory_and_suction_grasps():
     (0.005, 0.0, False),       # top reported 5 mm too high (a short part): the cup stops short
     (0.005, 0.006, True),      # the same with the controller's press depth: seals on the way
     (-0.005, 0.006, True),     # a tall part: the bellows absorb 11 mm, the part stays put
+    (0.010, 0.006, False),     # a block 10 mm under its nominal height: the first try misses
+    (0.010, 0.010, True),      # the controller's retry, 4 mm deeper (retry_press_step_m)
 ])
 def test_bellows_cup_covers_a_part_height_error(z_error, press, grasped):
     """A top face known to +-5 mm is picked when the cup presses a little below it."""

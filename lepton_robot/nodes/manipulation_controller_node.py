@@ -18,7 +18,7 @@ plans the pick again for the belt as it is (``belt_replans`` in diagnostics); it
 while the belt runs at its commanded speed.
 """
 
-from collections import deque
+from collections import deque, OrderedDict
 import json
 import math
 import time
@@ -72,8 +72,8 @@ def trajectory_msg(joint_names: List[str], times: np.ndarray, positions: np.ndar
 class ManipulationControllerNode(Node):
     """Plan and command one pick-and-place per decision; halt at once on stop."""
 
-    def __init__(self) -> None:
-        super().__init__('manipulation_controller')
+    def __init__(self, **kwargs) -> None:
+        super().__init__('manipulation_controller', **kwargs)
         ro = {'read_only': True}
         params = [
             ('max_belt_speed_mps', 0.1, 'belt speed at 100 % (m/s); must match the conveyor',
@@ -108,6 +108,11 @@ class ManipulationControllerNode(Node):
              'seals on the way down and absorbs the rest',
              {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=0.015)],
               **ro}),
+            ('retry_press_step_m', 0.004, 'each failed grasp of a part ("nothing held") sends '
+             'its next attempt this much deeper (m; the total stays within the cup stroke): '
+             'the part sits lower than the nominal height of its shape',
+             {'floating_point_range': [FloatingPointRange(from_value=0.0, to_value=0.015)],
+              **ro}),
             ('pipeline_picks', True, 'plan the next pick once the current part is held and '
              'send it ahead: the arm goes from the bin straight to the next part', ro),
             ('release_margin_s', 0.0, 'extra time a pipelined pick waits over the bin after '
@@ -121,7 +126,8 @@ class ManipulationControllerNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=text,
                                                                       **extra))
         p = {name: self.get_parameter(name).value for name, *_ in params}
-        from lepton_robot.sim.arm import ArmPlanner
+        from lepton_robot.sim.arm import ArmPlanner, CUP_STROKE
+        self.cup_stroke = CUP_STROKE
         self.planner = ArmPlanner(p['scenario'] or 'default',
                                   speed_scale=p['speed_scale'] or None,
                                   accel_scale=p['accel_scale'] or None)
@@ -138,6 +144,8 @@ class ManipulationControllerNode(Node):
         self.settle_s = float(p['settle_s'])
         self.contact_x_max = float(p['contact_x_max'])
         self.press_depth = float(p['press_depth_m'])
+        self.retry_press_step = float(p['retry_press_step_m'])
+        self.grasp_misses: 'OrderedDict[int, int]' = OrderedDict()   # part id -> misses
         self.pipeline = bool(p['pipeline_picks'])
         self.release_margin = float(p['release_margin_s'])
         self.next_job: Optional[dict] = None      # planned to follow self.job
@@ -389,7 +397,7 @@ class ManipulationControllerNode(Node):
                 traj = self.planner.plan_pick_place(
                     q_from, pose, decision['bin'],
                     belt_velocity=(self.odometer.velocity, 0.0, 0.0),
-                    press_depth=self.press_depth)
+                    press_depth=self._press_depth(decision))
             except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
                 self.pub_planning.publish(Bool(data=False))
                 if after is not None:       # plan it later, from where the arm will be
@@ -483,7 +491,18 @@ class ManipulationControllerNode(Node):
         self.job = {'decision': None, 't0': now, 'home': True}
         self._send(traj, now, self.job)
 
+    def _press_depth(self, decision: dict) -> float:
+        """Return how far below the reported top face to send the cup for this pick."""
+        misses = self.grasp_misses.get(int(decision['part_id']), 0)
+        return min(self.cup_stroke, self.press_depth + misses * self.retry_press_step)
+
     def _fail(self, error: str, now: float) -> None:
+        if error.startswith('grasp failed') and self.job is not None \
+                and self.job.get('decision') is not None:
+            part_id = int(self.job['decision']['part_id'])
+            self.grasp_misses[part_id] = self.grasp_misses.pop(part_id, 0) + 1
+            while len(self.grasp_misses) > 64:
+                self.grasp_misses.popitem(last=False)
         if self.next_job is not None:
             self._publish_hold()        # cancels the queued follow-on pick too
             self._drop_next()
