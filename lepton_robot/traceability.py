@@ -66,7 +66,10 @@ def connect(path: Union[str, Path], readonly: bool = False) -> sqlite3.Connectio
             conn = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=10.0)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+            # The writer may be called from more than one thread (the supervisor serialises
+            # its callbacks under one lock); sqlite3 itself is built serialised.
+            conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None,
+                                   check_same_thread=False)
             conn.execute('PRAGMA journal_mode=WAL')
             conn.execute('PRAGMA synchronous=FULL')
             conn.executescript(_DDL)

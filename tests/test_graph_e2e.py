@@ -170,6 +170,12 @@ def test_composed_mode_runs_all_nodes_in_one_process(tmp_path, monkeypatch, exec
     assert list(graph.procs) == ['composed']
     assert summary is not None, graph.log_tail('composed', 40)
     _assert_sorted(summary, 3)
+    # The single-threaded executor takes the in-process path (lepton_robot.ros.intra); the
+    # EventsExecutor cannot (no MessageInfo), so its frames come over DDS.
+    log = graph.log_tail('composed', 100_000)
+    expected = 'in-process' if executor == 'single' else 'over DDS'
+    assert f'[supervisor]: /inspection/parts: first message arrived {expected}' in log, log
+    assert f'[manipulation_controller]: /decision: first message arrived {expected}' in log
 
 
 def test_supervisor_holds_when_inspections_stop(tmp_path):

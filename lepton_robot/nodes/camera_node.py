@@ -17,6 +17,7 @@ from lepton_robot.camera_sources import Backoff, make_source, SOURCE_TYPES, Sour
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import TOPIC_CAMERA_INFO, TOPIC_IMAGE
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
+from lepton_robot.ros.intra import IntraPublisher
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import SENSOR
 import numpy as np
@@ -92,7 +93,7 @@ class CameraNode(Node):
                                   height=self.p['height'])
         self.info: Optional[CameraInfo] = (load_camera_info(self.p['camera_info_file'])
                                            if self.p['camera_info_file'] else None)
-        self.pub_image = self.create_publisher(Image, TOPIC_IMAGE, SENSOR)
+        self.pub_image = IntraPublisher(self, Image, TOPIC_IMAGE, SENSOR)
         self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
         self.diag = DiagnosticsPublisher(self, hardware_id=self.source.description)
         self.frames = 0

@@ -19,6 +19,7 @@ from lepton_robot.detector.image_msg import DEFAULT_MAX_PIXELS, image_to_bgr
 from lepton_robot.detector.options import load_camera, scenario_camera
 from lepton_robot.errors import ConfigError, ImageError, LeptonError, SchemaError
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher
+from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
 from lepton_robot.ros.liveness import Heartbeat
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -75,12 +76,15 @@ class DefectDetectorNode(Node):
         self._infer_ms: List[float] = []
         self._fps_window: List[float] = []
 
-        self._pub_parts = self.create_publisher(String, interfaces.TOPIC_INSPECTION, RELIABLE)
+        self._pub_parts = IntraPublisher(self, String, interfaces.TOPIC_INSPECTION, RELIABLE)
         self._pub_markers = self.create_publisher(MarkerArray, interfaces.TOPIC_MARKERS,
                                                   RELIABLE)
         self._diag = DiagnosticsPublisher(self)
         self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
-        self.create_subscription(Image, interfaces.TOPIC_IMAGE, self._on_image, SENSOR)
+        # _on_image only swaps the pending frame under a lock: safe on any thread, so an
+        # in-process camera hands its frames over directly (lepton_robot.ros.intra).
+        self._image_sub = IntraSubscription(self, Image, interfaces.TOPIC_IMAGE,
+                                            self._on_image, SENSOR, thread_safe=True)
         self.create_subscription(CameraInfo, interfaces.TOPIC_CAMERA_INFO,
                                  self._on_camera_info, SENSOR)
         self.create_subscription(String, interfaces.TOPIC_CELL_STATE, self._on_cell_state,
@@ -203,7 +207,9 @@ class DefectDetectorNode(Node):
         values = {'backend': self.detector.backend.name, 'fps': f'{fps:.2f}',
                   'latency_p50_ms': _pct(lat, 50), 'latency_p99_ms': _pct(lat, 99),
                   'infer_p50_ms': _pct(inf, 50), 'sensitivity': self.detector.sensitivity,
-                  'ok_threshold': f'{self.detector.threshold:.4f}', **stats}
+                  'ok_threshold': f'{self.detector.threshold:.4f}',
+                  'frames_in_process': self._image_sub.stats['local'],
+                  'frames_over_dds': self._image_sub.stats['dds'], **stats}
         if last_bad:
             values['last_bad_frame'] = last_bad
         level, message = OK, 'running'

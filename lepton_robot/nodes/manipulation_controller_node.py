@@ -34,6 +34,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_MANIPULATION_PLANNING,
                                      TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
+from lepton_robot.ros.intra import IntraSubscription
 from lepton_robot.ros.liveness import Heartbeat
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -173,7 +174,7 @@ class ManipulationControllerNode(Node):
         self._active_t = -math.inf    # last manipulation/active (also the supervisor's heartbeat)
         self.diag = DiagnosticsPublisher(self)
         self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
-        self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
+        IntraSubscription(self, String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_COMMAND, self._on_command,
                                  RELIABLE)
         self.create_subscription(String, TOPIC_CELL_STATE, self._on_cell_state, LATCHED)

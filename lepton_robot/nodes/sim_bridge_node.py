@@ -35,6 +35,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_JOINT_STATES, TOPIC_JOINT_TRAJECTORY,
                                      TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor.tracker import BeltOdometer
@@ -154,20 +155,20 @@ class SimBridgeNode(Node):
 
         self.pub_clock = self.create_publisher(Clock, TOPIC_CLOCK, 10)
         self.pub_js = self.create_publisher(JointState, TOPIC_JOINT_STATES, SENSOR)
-        self.pub_image = self.create_publisher(Image, TOPIC_IMAGE, SENSOR)
+        self.pub_image = IntraPublisher(self, Image, TOPIC_IMAGE, SENSOR)
         self.pub_info = self.create_publisher(CameraInfo, TOPIC_CAMERA_INFO, SENSOR)
         self.pub_grip = self.create_publisher(Bool, TOPIC_GRIPPER_STATE, RELIABLE)
         self.pub_belt = self.create_publisher(JointState, TOPIC_BELT_STATE, SENSOR)
         self.pub_summary = self.create_publisher(String, TOPIC_SIM_SUMMARY, LATCHED)
-        self.pub_truth = (self.create_publisher(String, TOPIC_INSPECTION, RELIABLE)
+        self.pub_truth = (IntraPublisher(self, String, TOPIC_INSPECTION, RELIABLE)
                           if self.p['truth_inspection'] else None)
         self.diag = DiagnosticsPublisher(self, hardware_id='pybullet-sim')
         self.create_subscription(Float32, TOPIC_BELT_SPEED, self._on_belt_speed, LATCHED)
         self.create_subscription(JointTrajectory, TOPIC_JOINT_TRAJECTORY, self._on_trajectory,
                                  RELIABLE)
         self.create_subscription(Bool, TOPIC_GRIPPER, self._on_gripper, RELIABLE)
-        self.create_subscription(String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
-        self.create_subscription(String, TOPIC_DECISION, self._on_decision, RELIABLE)
+        IntraSubscription(self, String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
+        IntraSubscription(self, String, TOPIC_DECISION, self._on_decision, RELIABLE)
         self.create_subscription(String, TOPIC_CELL_STATE, self._on_cell_state, LATCHED)
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
         self._planning = threading.Event()

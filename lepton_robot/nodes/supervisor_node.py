@@ -1,7 +1,9 @@
 """``supervisor_node``: the cell's state machine, part tracking, sorting rules and fail-safe."""
 
+import functools
 import json
-from typing import Optional
+import threading
+from typing import Callable, Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, HEARTBEAT_LEASE_S, loads, SCHEMA_INSPECTION,
@@ -12,6 +14,7 @@ from lepton_robot.interfaces import (dumps, HEARTBEAT_LEASE_S, loads, SCHEMA_INS
                                      TOPIC_MANIPULATION_COMMAND, TOPIC_PICK_RESULT, TOPIC_SIM_ACK,
                                      WATCHED_NODES)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
+from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
 from lepton_robot.ros.liveness import watch_heartbeats
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -24,6 +27,15 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
 
 
+def _serialised(method: Callable) -> Callable:
+    """Run a node method under the node's lock (callbacks may come from other threads)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def _float_range(lo: float, hi: float) -> list:
     return [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
 
@@ -33,6 +45,9 @@ class SupervisorNode(Node):
 
     def __init__(self) -> None:
         super().__init__('supervisor')
+        # Every callback runs under this lock, so the inspection callback may run on the
+        # thread of an in-process detector (lepton_robot.ros.intra) as well as the executor's.
+        self._lock = threading.RLock()
         ro = {'read_only': True}
         params = [
             ('max_belt_speed_mps', 0.1, 'belt speed at 100 % (m/s); must match the conveyor',
@@ -111,14 +126,15 @@ class SupervisorNode(Node):
             self.trace = TraceWriter(p['db_path'], run=p['run_label'] or None)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self.pub_decision = self.create_publisher(String, TOPIC_DECISION, RELIABLE)
+        self.pub_decision = IntraPublisher(self, String, TOPIC_DECISION, RELIABLE)
         self.pub_state = self.create_publisher(String, TOPIC_CELL_STATE, LATCHED)
         self.pub_feedback = self.create_publisher(String, TOPIC_FEEDBACK, RELIABLE)
         self.pub_belt = self.create_publisher(Float32, TOPIC_BELT_SPEED, LATCHED)
         self.pub_manip = self.create_publisher(String, TOPIC_MANIPULATION_COMMAND, RELIABLE)
         self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
         self.diag = DiagnosticsPublisher(self)
-        self.create_subscription(String, TOPIC_INSPECTION, self._on_inspection, RELIABLE)
+        IntraSubscription(self, String, TOPIC_INSPECTION, self._on_inspection, RELIABLE,
+                          thread_safe=True)
         self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
         self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, LATCHED)
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
@@ -140,6 +156,7 @@ class SupervisorNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    @_serialised
     def _on_set_parameters(self, params) -> SetParametersResult:
         """Apply speed/sensitivity edits; ranges are enforced by the descriptors."""
         for param in params:
@@ -158,6 +175,7 @@ class SupervisorNode(Node):
                                       throttle_duration_sec=5.0)
             return None
 
+    @_serialised
     def _on_inspection(self, msg: String) -> None:
         """Fold one frame's inspections into the tracks."""
         payload = self._parse(msg, SCHEMA_INSPECTION)
@@ -172,6 +190,7 @@ class SupervisorNode(Node):
                                       image_hash=payload.get('image_hash'))
         self._publish(out)
 
+    @_serialised
     def _on_intent(self, msg: String) -> None:
         """Act on an operator intent."""
         payload = self._parse(msg, SCHEMA_INTENT)
@@ -180,10 +199,12 @@ class SupervisorNode(Node):
                                    f'({payload["text"]!r})')
             self._publish(self.core.on_intent(payload, self._now()))
 
+    @_serialised
     def _on_estop(self, msg: Bool) -> None:
         """Latch the e-stop on true."""
         self._publish(self.core.on_estop(bool(msg.data), self._now()))
 
+    @_serialised
     def _on_pick_result(self, msg: String) -> None:
         """Record a pick result."""
         payload = self._parse(msg, SCHEMA_PICK_RESULT)
@@ -193,6 +214,7 @@ class SupervisorNode(Node):
             self.trace.pick_result(payload, self._now())
         self._publish(self.core.on_pick_result(payload, self._now()))
 
+    @_serialised
     def _on_active(self, msg: String) -> None:
         """Track the controller's pick in progress (for the belt guard)."""
         try:
@@ -204,6 +226,7 @@ class SupervisorNode(Node):
             return
         self._publish(self.core.on_active_pick(part_id, self._now()))
 
+    @_serialised
     def _on_node_alive(self, name: str, alive: bool) -> None:
         """Hold or release at once when a watched node's DDS liveliness changes."""
         if alive:
@@ -212,10 +235,12 @@ class SupervisorNode(Node):
             self.get_logger().error(f'{name} is gone (liveliness lost)')
         self._publish(self.core.on_node_alive(name, alive, self._now()))
 
+    @_serialised
     def _on_heartbeat(self, name: str) -> None:
         """Note a watched node's heartbeat message."""
         self.core.on_heartbeat(name, self._now())
 
+    @_serialised
     def _on_belt_state(self, msg: JointState) -> None:
         """Conveyor encoder: belt travel for the tracker's predictions."""
         if msg.position:
@@ -223,12 +248,14 @@ class SupervisorNode(Node):
             self.core.odometer.observe(t, msg.position[0],
                                        msg.velocity[0] if msg.velocity else 0.0)
 
+    @_serialised
     def _on_tick(self) -> None:
         """Run staleness checks and due decisions; tell the sim how far this node got."""
         now = self._now()
         self._publish(self.core.tick(now))
         self.pub_ack.publish(String(data=json.dumps({'node': 'supervisor', 't': now})))
 
+    @_serialised
     def _on_state_timer(self) -> None:
         """Republish the cell state and diagnostics once a second."""
         self._publish(Outputs(state_changed=True))

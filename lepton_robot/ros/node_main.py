@@ -12,6 +12,7 @@ import sys
 from typing import Callable, List, Optional, Sequence
 
 from lepton_robot.errors import LeptonError
+from lepton_robot.ros import intra
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -77,6 +78,8 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
     status = 0
     try:
         executor = make_executor()
+        if not isinstance(executor, Executor):      # the EventsExecutor (see intra)
+            intra.disable('the EventsExecutor cannot pass MessageInfo to callbacks')
         for factory in factories:
             node = factory()
             nodes.append(node)
@@ -89,6 +92,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
         status = 1
     finally:
         for node in reversed(nodes):
+            intra.release_node(node)
             close = getattr(node, 'close', None)
             if callable(close):
                 close()
