@@ -134,6 +134,18 @@ def test_malformed_images_raise_image_error(fields, reason):
                      _data(60))
 
 
+def test_unpadded_bgr8_is_a_read_only_view_of_the_message_data():
+    """No copy for the contract's encoding, and nobody can change a shared message."""
+    data = array.array('B', range(60))
+    out = image_to_bgr(4, 5, 'bgr8', 15, data)
+    assert np.shares_memory(out, np.frombuffer(data, np.uint8))
+    with pytest.raises(ValueError):
+        out[0, 0, 0] = 1
+    padded = image_to_bgr(4, 4, 'bgr8', 15, data)      # rows padded: a contiguous copy
+    assert padded.flags.c_contiguous and padded.flags.writeable
+    assert padded[1, 0].tolist() == [15, 16, 17]
+
+
 def test_non_buffer_data_raises_image_error():
     """Data that is not a byte buffer is refused, not crashed on."""
     with pytest.raises(ImageError):

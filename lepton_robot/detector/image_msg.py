@@ -27,7 +27,11 @@ DEFAULT_MAX_PIXELS = 3840 * 2160
 def image_to_bgr(height: int, width: int, encoding: str, step: int, data: Any,
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """
-    Validate image fields and return an ``height x width x 3`` uint8 BGR array (a copy).
+    Validate image fields and return an ``height x width x 3`` uint8 BGR array.
+
+    A ``bgr8`` frame without row padding comes back as a read-only view of ``data`` (no
+    copy: the message may be shared by in-process subscribers, see
+    ``lepton_robot.ros.intra``); anything else is a new array.
 
     :param height: rows.
     :param width: columns.
@@ -63,5 +67,8 @@ def image_to_bgr(height: int, width: int, encoding: str, step: int, data: Any,
         raise ImageError(f'data size {buf.size} != step*height = {step * height}')
     rows = buf.reshape(height, step)[:, :width * channels].reshape(height, width, channels)
     if order is None:
+        if step == width * channels:    # the common case: a read-only view, no copy
+            rows.flags.writeable = False
+            return rows
         return rows.copy()
     return np.ascontiguousarray(rows[..., list(order)])

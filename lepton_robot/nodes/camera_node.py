@@ -7,6 +7,7 @@ publishes an ERROR diagnostic and re-opens it with exponential backoff; it never
 its own. In the simulated cell the sim bridge publishes the camera topics itself.
 """
 
+import array
 import json
 from pathlib import Path
 import threading
@@ -24,6 +25,13 @@ import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+
+
+def _byte_array(frame: np.ndarray) -> array.array:
+    """Return the frame's bytes as the ``array.array('B')`` a uint8[] field keeps (one copy)."""
+    out = array.array('B')
+    out.frombytes(np.ascontiguousarray(frame).data)
+    return out
 
 
 def load_camera_info(path: str) -> CameraInfo:
@@ -112,7 +120,7 @@ class CameraNode(Node):
         msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
         msg.encoding = 'bgr8'
         msg.step = int(frame.shape[1] * 3)
-        msg.data = np.ascontiguousarray(frame).tobytes()
+        msg.data = _byte_array(frame)
         self.pub_image.publish(msg)
         if self.info is not None:
             self.info.header.stamp = stamp

@@ -20,6 +20,7 @@ computes the ground-truth summary with ``lepton_robot.sim.summary``, writes it t
 ``summary_path`` and publishes it once on ``sim/summary`` (transient local).
 """
 
+import array
 import json
 import math
 import threading
@@ -413,7 +414,8 @@ class SimBridgeNode(Node):
         msg.height, msg.width = int(img.shape[0]), int(img.shape[1])
         msg.encoding = 'bgr8'
         msg.step = int(img.shape[1] * 3)
-        msg.data = img.tobytes()
+        msg.data = array.array('B')
+        msg.data.frombytes(np.ascontiguousarray(img).data)   # one copy (bytes: two)
         self._frame_wall[round(t, 6)] = time.monotonic()
         if len(self._frame_wall) > 100:
             self._frame_wall.pop(next(iter(self._frame_wall)))
