@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     'lepton_robot.commands.train',
     'lepton_robot.commands.inspect_images',
     'lepton_robot.commands.evaluate',
+    'lepton_robot.commands.calibrate',
     'lepton_robot.commands.export',
     'lepton_robot.commands.parse',
     'lepton_robot.commands.evaluate_parser',

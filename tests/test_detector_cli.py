@@ -95,3 +95,41 @@ def test_export_without_checkpoint_is_a_clear_error(tmp_path, capsys):
                '--model', str(tmp_path / 'm.onnx')])
     assert rc == 2
     assert 'none.pt' in capsys.readouterr().err
+
+
+def test_calibrate_chooses_the_cheapest_threshold():
+    """Escapes cost escape_cost false rejects; the threshold moves just past an escape."""
+    from lepton_robot.commands.calibrate import choose_threshold
+    np = pytest.importorskip('numpy')
+    p_ok = np.array([0.95, 0.9, 0.7, 0.62, 0.55, 0.3, 0.1, 0.72, 0.05])
+    is_ok = np.array([True, True, True, True, True, False, False, False, False])
+    # One defect at p(ok) 0.72: at 0.5 it escapes (cost 10); just above 0.72 it is caught
+    # for 3 false rejects (0.7, 0.62, 0.55).
+    t, curve = choose_threshold(p_ok, is_ok, escape_cost=10.0)
+    assert 0.72 < t < 0.7201
+    best = next(r for r in curve if r['threshold'] == t)
+    assert (best['escapes'], best['false_rejects'], best['cost']) == (0, 3, 3.0)
+    # When an escape is cheap, the threshold stays at the floor.
+    t, _ = choose_threshold(p_ok, is_ok, escape_cost=2.0)
+    assert t == 0.5
+
+
+def test_calibrate_prints_the_curve_point_without_writing(dataset, capsys):
+    """Calibrate on a rendered set: a JSON report, the model files untouched."""
+    from lepton_robot.detector.detector import default_model_path
+    model = default_model_path()
+    before = open(model, 'rb').read()
+    assert main(['calibrate', str(dataset), '--json']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['n_parts'] >= 8 and report['written'] == []
+    assert 0.5 <= report['threshold'] <= 0.99
+    before_cost = 10 * report['at_threshold_before']['escapes'] \
+        + report['at_threshold_before']['false_rejects']
+    assert 10 * report['escapes'] + report['false_rejects'] <= before_cost
+    assert open(model, 'rb').read() == before
+
+
+def test_calibrate_refuses_a_non_positive_escape_cost(dataset, capsys):
+    """A clear error, not a silent nonsense threshold."""
+    assert main(['calibrate', str(dataset), '--escape-cost', '0']) == 2
+    assert 'escape-cost' in capsys.readouterr().err
