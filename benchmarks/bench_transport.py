@@ -7,8 +7,13 @@ Not a test. Real nodes over real DDS (a fresh ``ROS_DOMAIN_ID``, discovery on lo
 (``lepton_robot.launcher.Graph``) either one process per node or composed in one process
 (one executor), on each rclpy executor asked for (``--executors``: ``single``, the
 ``SingleThreadedExecutor``, and ``events``, the experimental ``EventsExecutor``; results
-``separate``, ``composed``, ``separate+events``, ``composed+events``). Every node runs on
-the wall clock.
+``separate``, ``composed``, ``separate+events``, ``composed+events``; ``composed-dds`` is the
+composed graph with the intra-process path switched off, ``LEPTON_INTRA_PROCESS=0``, for
+the side-by-side ratio). Every node runs on the wall clock. Composed on the single-threaded
+executor uses ``lepton_robot.ros.intra``: the image goes from the camera's thread straight
+to the detector's hand-off, the inspection from the detector's worker straight into the
+supervisor (under its lock), with no DDS hop; DDS carries them only to outside subscribers
+(this benchmark's listener).
 
 What is measured, per decision (stamps, no probe hop on the measured path):
 
@@ -135,11 +140,19 @@ def graph_specs(frames: Path, camera_info: Path, model: str, rate_hz: float):
 
 def measure(mode: str, specs, seconds: float, warmup: int, env: dict,
             executor: str = 'single') -> dict:
-    """Run the graph in ``mode`` (separate or composed) on ``executor``; return the stats."""
+    """
+    Run the graph in ``mode`` on ``executor``; return the stats.
+
+    Modes: ``separate`` (one process per node), ``composed`` (one process, intra-process
+    delivery where the executor allows it), ``composed-dds`` (one process, everything
+    through DDS: ``LEPTON_INTRA_PROCESS=0``).
+    """
     from lepton_robot.launcher import Graph
     env = dict(env, LEPTON_EXECUTOR=executor)
+    if mode == 'composed-dds':
+        env['LEPTON_INTRA_PROCESS'] = '0'
     graph = Graph(specs, run_dir=Path(tempfile.mkdtemp(prefix=f'bench_transport_{mode}_')),
-                  composed=mode == 'composed', env=env)
+                  composed=mode != 'separate', env=env)
     listener = _Listener()
     cpu0 = None
     try:
@@ -178,7 +191,9 @@ def measure(mode: str, specs, seconds: float, warmup: int, env: dict,
         det.append(det_ms)
         transport.append(e2e - det_ms)
         to_probe.append((recv - img) * 1e3 - det_ms)
-    return {'mode': mode, 'executor': executor, 'processes': len(graph.procs),
+    return {'mode': 'separate' if mode == 'separate' else 'composed', 'executor': executor,
+            'intra_process': mode == 'composed' and executor == 'single',
+            'processes': len(graph.procs),
             'decisions': len(decisions),
             'frames_with_a_part': frames_with_part, 'window_wall_s': round(wall, 2),
             'graph_cpu_s_in_window': round(cpu, 2),
@@ -210,8 +225,10 @@ def main(argv=None) -> int:
     ap.add_argument('--frames', type=int, default=8, help='distinct rendered frames')
     ap.add_argument('--warmup', type=int, default=5, help='decisions discarded per mode')
     ap.add_argument('--model', default='', help='detector ONNX (default: shipped)')
-    ap.add_argument('--modes', nargs='+', default=['separate', 'composed'],
-                    choices=['separate', 'composed'])
+    ap.add_argument('--modes', nargs='+', default=['separate', 'composed', 'composed-dds'],
+                    choices=['separate', 'composed', 'composed-dds'],
+                    help='composed-dds: composed with LEPTON_INTRA_PROCESS=0 (the comparison '
+                    'for the intra-process path; not run on events, where it is off anyway)')
     ap.add_argument('--executors', nargs='+', default=['single', 'events'],
                     choices=['single', 'events'],
                     help="the nodes' rclpy executor (LEPTON_EXECUTOR): each is measured")
@@ -232,6 +249,8 @@ def main(argv=None) -> int:
     results = {}
     for executor in args.executors:
         for mode in args.modes:
+            if mode == 'composed-dds' and executor != 'single':
+                continue
             key = mode if executor == 'single' else f'{mode}+{executor}'
             results[key] = measure(mode, specs, args.seconds, args.warmup, env, executor)
             print(f'{key}: {results[key]["transport_ms"]}', file=sys.stderr, flush=True)
@@ -244,6 +263,13 @@ def main(argv=None) -> int:
         limit = 2.0 if r['mode'] == 'separate' else 0.5
         goals[f'{key}_p50_le_{limit:g}ms'] = r['transport_ms'].get('p50', 1e9) <= limit
     report['goals'] = goals
+    p50 = {k: r['transport_ms'].get('p50') for k, r in results.items()}
+    ratios = {}
+    for a, b in (('composed', 'separate'), ('composed', 'composed-dds'),
+                 ('separate+events', 'separate'), ('composed+events', 'composed')):
+        if p50.get(a) and p50.get(b):
+            ratios[f'{a}_over_{b}_p50'] = round(p50[a] / p50[b], 3)
+    report['ratios'] = ratios
     from _report import emit
     emit(report, args.out)
     return 0

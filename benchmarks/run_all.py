@@ -133,13 +133,17 @@ def table_rows(res: dict) -> list:
             tr = v['transport_ms']
             mode = v.get('mode', key)
             met = tr.get('p50', 1e9) <= (2.0 if mode == 'separate' else 0.5)
+            path = 'in-process' if v.get('intra_process') else 'DDS'
             rows.append(('transport', f'{key} ({v["processes"]} process(es), '
-                         f'{v.get("executor", "single")} executor): camera -> '
+                         f'{v.get("executor", "single")} executor, {path}): camera -> '
                          f'decision minus inference p50 / p99',
                          f'{_fmt(tr.get("p50"))} / {_fmt(tr.get("p99"))} ms '
                          f'(n={tr.get("n")}; detector {_fmt(v["detector_ms"].get("p50"))} ms; '
                          f'{_fmt(v["graph_cpu_ms_per_decision"])} ms CPU/decision)',
                          f'p50 {goals[mode]} ({"met" if met else "not met"})'))
+        for name, ratio in t.get('ratios', {}).items():
+            rows.append(('transport', f'ratio {name.replace("_over_", " / ")}',
+                         _fmt(ratio), ''))
     s = res.get('sim', {})
     if s.get('status') == 'ok':
         for r in s['results']:

@@ -58,7 +58,7 @@ class SupervisorNode(Node):
              {'floating_point_range': _float_range(0.0, 100.0)}),
             ('min_views', 2, 'views a part needs before its decision',
              dict(integer_range=[IntegerRange(from_value=1, to_value=50, step=1)], **ro)),
-            ('decide_views', 8, 'a part is decided after this many views, or when it leaves '
+            ('decide_views', 24, 'a part is decided after this many views, or when it leaves '
              'the view with at least min_views',
              dict(integer_range=[IntegerRange(from_value=1, to_value=200, step=1)], **ro)),
             ('decide_agreement', 0.85, 'share of its views the voted label needs for a '

@@ -65,7 +65,7 @@ class SupervisorConfig:
     speed: float = 50.0
     sensitivity: float = 50.0
     min_views: int = 2
-    decide_views: int = 8
+    decide_views: int = 24
     decide_agreement: float = 0.85      # share of views the vote needs to decide early
     max_views: int = 40                 # a split vote is decided at this many views ...
     decide_by_x: float = -0.20          # ... or when the part is predicted past this world x
