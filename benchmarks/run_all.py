@@ -142,8 +142,8 @@ def table_rows(res: dict) -> list:
                          f'{_fmt(v["graph_cpu_ms_per_decision"])} ms CPU/decision)',
                          f'p50 {goals[mode]} ({"met" if met else "not met"})'))
         for name, ratio in t.get('ratios', {}).items():
-            rows.append(('transport', f'ratio {name.replace("_over_", " / ")}',
-                         _fmt(ratio), ''))
+            label = name.replace('_over_', ' / ').replace('_p50', '')
+            rows.append(('transport', f'ratio {label} (p50)', _fmt(ratio), ''))
     s = res.get('sim', {})
     if s.get('status') == 'ok':
         for r in s['results']:
