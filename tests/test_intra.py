@@ -194,3 +194,24 @@ def test_disabled_for_the_events_executor_everything_goes_through_dds_once():
         assert pub.stats == {'local': 0, 'dds': 5}
     finally:
         proc.close()
+
+
+def test_a_destroyed_node_or_another_context_gets_nothing_locally():
+    """Only live subscriptions of the publisher's own Context take the in-process path."""
+    proc, other = _Process(), _Process()
+    try:
+        pub = intra.IntraPublisher(proc.node('talker'), String, 'chatter', RELIABLE)
+        gone = proc.node('gone')
+        intra.IntraSubscription(gone, String, 'chatter', lambda m: None, RELIABLE)
+        got = []
+        intra.IntraSubscription(other.node('elsewhere'), String, 'chatter', got.append,
+                                RELIABLE)
+        proc.nodes.remove(gone)
+        gone.destroy_node()
+        assert _spin_until([proc, other], lambda: pub.get_subscription_count() == 1)
+        pub.publish(String(data='x'))
+        assert pub.stats == {'local': 0, 'dds': 1}
+        assert _spin_until([other], lambda: len(got) == 1)      # over DDS
+    finally:
+        other.close()
+        proc.close()

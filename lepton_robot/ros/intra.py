@@ -116,8 +116,11 @@ class IntraPublisher:
 
     def publish(self, msg: Any) -> None:
         """Deliver ``msg`` to the local subscriptions, then write it to DDS if anyone else."""
+        # Same process means same rclpy Context (one DDS participant): nodes of another
+        # Context in this interpreter (tests do that) are other processes to each other.
         targets = [s for s in REGISTRY.subscribers(self.topic_name)
-                   if s.msg_type is self.msg_type and s.ready()] if self._local else []
+                   if s.node.context is self.node.context and s.msg_type is self.msg_type
+                   and s.ready()] if self._local else []
         with self._lock:
             remote = self.publisher.get_subscription_count() > len(targets)
             if remote:
@@ -173,6 +176,9 @@ class IntraSubscription:
         to internal routine") when a task arrives from another thread, so on it such a
         subscription takes the DDS path.
         """
+        if not self.node.context.ok() or self.subscription not in self.node.subscriptions:
+            REGISTRY.remove(self)       # its node was destroyed (or its context shut down)
+            return False
         return self.thread_safe or isinstance(self.node.executor, Executor)
 
     def expect_dds_copy(self, gid: bytes, sequence: int) -> None:
