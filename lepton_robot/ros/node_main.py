@@ -41,9 +41,10 @@ def spin(executor: Executor) -> None:
 
     The ``EventsExecutor`` of this rclpy wheel busy-loops in ``spin()`` without running
     callbacks (measured: 100 % CPU, no timer fired), while ``spin_once`` works; it is spun
-    by ``spin_once`` in a loop.
+    by ``spin_once`` in a loop. (It is a pybind class, not an ``Executor`` subclass: that
+    is how it is told apart here and in :func:`run_nodes`.)
     """
-    if type(executor).__name__ != 'EventsExecutor':
+    if isinstance(executor, Executor):
         executor.spin()
         return
     while rclpy.ok():
