@@ -26,9 +26,13 @@ def controller(monkeypatch):
         rclpy.shutdown(context=ctx)
 
 
-def _miss(node, part_id, error='grasp failed: nothing held after the lift'):
+def _miss(node, part_id, error=None):
+    """End a pick of ``part_id``: a missed grasp, or a failure ``error`` of another kind."""
     node.job = {'decision': {'part_id': part_id, 'bin': 'reject'}, 't0': 0.0}
-    node._fail(error, 0.0)
+    if error is None:
+        node._grasp_missed(0.0)
+    else:
+        node._fail(error, 0.0)
     assert node.job is None
 
 

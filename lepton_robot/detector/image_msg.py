@@ -7,6 +7,7 @@ message's fields, tests pass plain values. Every way a frame can be wrong raises
 diagnostics and move on to the next frame.
 """
 
+import array
 from typing import Any
 
 from lepton_robot.errors import ImageError
@@ -72,3 +73,15 @@ def image_to_bgr(height: int, width: int, encoding: str, step: int, data: Any,
             return rows
         return rows.copy()
     return np.ascontiguousarray(rows[..., list(order)])
+
+
+def bgr_to_data(image: np.ndarray) -> array.array:
+    """
+    Return an image's bytes as the ``array.array('B')`` that ``Image.data`` keeps.
+
+    One copy (assigning ``bytes`` to the field makes two: ``tobytes`` and the field's own
+    ``array.array``).
+    """
+    out = array.array('B')
+    out.frombytes(np.ascontiguousarray(image).data)
+    return out

@@ -7,7 +7,6 @@ publishes an ERROR diagnostic and re-opens it with exponential backoff; it never
 its own. In the simulated cell the sim bridge publishes the camera topics itself.
 """
 
-import array
 import json
 from pathlib import Path
 import threading
@@ -15,6 +14,7 @@ import time
 from typing import Optional
 
 from lepton_robot.camera_sources import Backoff, make_source, SOURCE_TYPES, SourceError
+from lepton_robot.detector.image_msg import bgr_to_data
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import TOPIC_CAMERA_INFO, TOPIC_IMAGE
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
@@ -25,13 +25,6 @@ import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-
-
-def _byte_array(frame: np.ndarray) -> array.array:
-    """Return the frame's bytes as the ``array.array('B')`` a uint8[] field keeps (one copy)."""
-    out = array.array('B')
-    out.frombytes(np.ascontiguousarray(frame).data)
-    return out
 
 
 def load_camera_info(path: str) -> CameraInfo:
@@ -120,7 +113,7 @@ class CameraNode(Node):
         msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
         msg.encoding = 'bgr8'
         msg.step = int(frame.shape[1] * 3)
-        msg.data = _byte_array(frame)
+        msg.data = bgr_to_data(frame)
         self.pub_image.publish(msg)
         if self.info is not None:
             self.info.header.stamp = stamp

@@ -497,13 +497,15 @@ class ManipulationControllerNode(Node):
         misses = self.grasp_misses.get(int(decision['part_id']), 0)
         return min(self.cup_stroke, self.press_depth + misses * self.retry_press_step)
 
+    def _grasp_missed(self, now: float) -> None:
+        """Fail the pick in progress with nothing held; its part's next try goes deeper."""
+        part_id = int(self.job['decision']['part_id'])
+        self.grasp_misses[part_id] = self.grasp_misses.pop(part_id, 0) + 1
+        while len(self.grasp_misses) > 64:
+            self.grasp_misses.popitem(last=False)
+        self._fail('grasp failed: nothing held after the lift', now)
+
     def _fail(self, error: str, now: float) -> None:
-        if error.startswith('grasp failed') and self.job is not None \
-                and self.job.get('decision') is not None:
-            part_id = int(self.job['decision']['part_id'])
-            self.grasp_misses[part_id] = self.grasp_misses.pop(part_id, 0) + 1
-            while len(self.grasp_misses) > 64:
-                self.grasp_misses.popitem(last=False)
         if self.next_job is not None:
             self._publish_hold()        # cancels the queued follow-on pick too
             self._drop_next()
@@ -538,7 +540,7 @@ class ManipulationControllerNode(Node):
                         and now >= job['t_check']:
                     job['checked'] = True
                     if not (self.holding or job['held']):
-                        self._fail('grasp failed: nothing held after the lift', now)
+                        self._grasp_missed(now)
                         return
                 released = job['t_release'] is not None and now >= job['t_release']
                 if job.get('checked') and not released and not self.holding:

@@ -20,13 +20,13 @@ computes the ground-truth summary with ``lepton_robot.sim.summary``, writes it t
 ``summary_path`` and publishes it once on ``sim/summary`` (transient local).
 """
 
-import array
 import json
 import math
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
+from lepton_robot.detector.image_msg import bgr_to_data
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
                                      SCHEMA_INSPECTION, SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED,
@@ -414,8 +414,7 @@ class SimBridgeNode(Node):
         msg.height, msg.width = int(img.shape[0]), int(img.shape[1])
         msg.encoding = 'bgr8'
         msg.step = int(img.shape[1] * 3)
-        msg.data = array.array('B')
-        msg.data.frombytes(np.ascontiguousarray(img).data)   # one copy (bytes: two)
+        msg.data = bgr_to_data(img)
         self._frame_wall[round(t, 6)] = time.monotonic()
         if len(self._frame_wall) > 100:
             self._frame_wall.pop(next(iter(self._frame_wall)))

@@ -138,10 +138,6 @@ class IntraPublisher:
                     raise
                 self.stats['dds'] += 1
 
-    def destroy(self) -> None:
-        """Destroy the DDS publisher."""
-        self.node.destroy_publisher(self.publisher)
-
 
 class IntraSubscription:
     """A subscription that takes messages from in-process publishers directly, and DDS."""
@@ -218,15 +214,7 @@ class IntraSubscription:
                 self._skip.discard(key)
                 self.stats['dropped_copies'] += 1
                 return
-        self.stats['dds'] += 1
-        if self.stats['dds'] == 1:
-            self._first('over DDS')
-        self.callback(msg)
-
-    def destroy(self) -> None:
-        """Leave the registry and destroy the DDS subscription."""
-        REGISTRY.remove(self)
-        self.node.destroy_subscription(self.subscription)
+        self._on_plain(msg)
 
 
 def release_node(node: Node) -> None:
