@@ -103,10 +103,13 @@ def test_calibrate_chooses_the_cheapest_threshold():
     np = pytest.importorskip('numpy')
     p_ok = np.array([0.95, 0.9, 0.7, 0.62, 0.55, 0.3, 0.1, 0.72, 0.05])
     is_ok = np.array([True, True, True, True, True, False, False, False, False])
-    # One defect at p(ok) 0.72: at 0.5 it escapes (cost 10); just above 0.72 it is caught
-    # for 3 false rejects (0.7, 0.62, 0.55).
+    # One defect at p(ok) 0.72: at 0.5 it escapes (cost 10); above 0.72 it is caught for 3
+    # false rejects (0.7, 0.62, 0.55). The threshold sits half-way in logit space between
+    # 0.72 and the next score, 0.9: a margin on both sides.
     t, curve = choose_threshold(p_ok, is_ok, escape_cost=10.0)
-    assert 0.72 < t < 0.7201
+    logit = np.log(np.array([0.72, 0.9]) / (1 - np.array([0.72, 0.9])))
+    assert t == pytest.approx(1 / (1 + np.exp(-logit.mean())))
+    assert 0.8 < t < 0.85
     best = next(r for r in curve if r['threshold'] == t)
     assert (best['escapes'], best['false_rejects'], best['cost']) == (0, 3, 3.0)
     # When an escape is cheap, the threshold stays at the floor.

@@ -14,6 +14,7 @@ and ``torch`` packages (``pip install -e .[train]``).
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -27,13 +28,31 @@ HELP = "choose the detector's ok threshold on calibration datasets (escape-weigh
 LIMITS = (0.5, 0.99)
 
 
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-9), 1.0 - 1e-9)
+    return math.log(p / (1.0 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def errors_at(p_ok: np.ndarray, is_ok: np.ndarray, threshold: float) -> Tuple[int, int]:
+    """Return ``(escapes, false_rejects)`` when ok needs ``p(ok) >= threshold``."""
+    return (int(np.sum(~is_ok & (p_ok >= threshold))),
+            int(np.sum(is_ok & (p_ok < threshold))))
+
+
 def choose_threshold(p_ok: np.ndarray, is_ok: np.ndarray, escape_cost: float
                      ) -> Tuple[float, List[Dict[str, float]]]:
     """
     Return the ok threshold with the least cost, and the cost curve.
 
-    Candidates: the limits and, between them, every score just above a defective part's
-    ``p(ok)`` (the thresholds where an escape turns into a rejection).
+    Candidates: the limits and, between them, one threshold above each defective part's
+    ``p(ok)`` (where that escape turns into a rejection), placed half-way in logit space to
+    the next higher score of any part, as training's ``tune_ok_threshold`` does: a
+    threshold a hair above a calibration score would leave no margin (read back from the
+    model metadata and shifted by the sensitivity, it can land on that very score).
 
     :param p_ok: ``p(ok)`` of every scored part.
     :param is_ok: whether each part is truly ok.
@@ -44,11 +63,14 @@ def choose_threshold(p_ok: np.ndarray, is_ok: np.ndarray, escape_cost: float
     is_ok = np.asarray(is_ok, bool)
     lo, hi = LIMITS
     cands = {lo, hi}
-    cands.update(float(np.nextafter(p, 1.0)) for p in p_ok[~is_ok] if lo < p < hi)
+    scores = np.unique(np.concatenate([p_ok, [hi]]))
+    for p in p_ok[~is_ok]:
+        if lo < p < hi:
+            above = scores[scores > p][0]
+            cands.add(min(hi, _sigmoid((_logit(p) + _logit(above)) / 2.0)))
     curve = []
     for t in sorted(cands):
-        escapes = int(np.sum(~is_ok & (p_ok >= t)))
-        false_rejects = int(np.sum(is_ok & (p_ok < t)))
+        escapes, false_rejects = errors_at(p_ok, is_ok, t)
         curve.append({'threshold': t, 'escapes': escapes, 'false_rejects': false_rejects,
                       'cost': escape_cost * escapes + false_rejects})
     best = min(curve, key=lambda row: (row['cost'], row['threshold']))
@@ -69,16 +91,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score, choose, print (and write) the threshold."""
-    from lepton_robot.detector.detector import default_model_path
+    from lepton_robot.detector.detector import default_model_path, DefectDetector
     from lepton_robot.detector.evaluation import evaluate_dataset
-    from lepton_robot.detector.options import add_detector_arguments, build_detector
     from lepton_robot.errors import ConfigError
     if not args.escape_cost > 0:
         raise ConfigError(f'--escape-cost must be > 0, got {args.escape_cost}')
     model = Path(args.model or default_model_path())
-    opts = argparse.ArgumentParser(add_help=False)
-    add_detector_arguments(opts)
-    detector = build_detector(opts.parse_args(['--model', str(model), '--sensitivity', '50']))
+    detector = DefectDetector.from_model(str(model), sensitivity=50.0, track=False)
     p_ok, is_ok = [], []
     try:
         before = detector.threshold
@@ -95,11 +114,12 @@ def run(args: argparse.Namespace) -> int:
     p_ok, is_ok = np.array(p_ok), np.array(is_ok)
     threshold, curve = choose_threshold(p_ok, is_ok, args.escape_cost)
     chosen = next(r for r in curve if r['threshold'] == threshold)
+    escapes_before, false_rejects_before = errors_at(p_ok, is_ok, before)
     report = {'model': str(model), 'n_parts': int(len(p_ok)),
               'n_defective': int(np.sum(~is_ok)), 'escape_cost': args.escape_cost,
               'threshold_before': before,
-              'at_threshold_before': {'escapes': int(np.sum(~is_ok & (p_ok >= before))),
-                                      'false_rejects': int(np.sum(is_ok & (p_ok < before)))},
+              'at_threshold_before': {'escapes': escapes_before,
+                                      'false_rejects': false_rejects_before},
               'threshold': threshold, 'escapes': chosen['escapes'],
               'false_rejects': chosen['false_rejects'], 'data': list(args.directories),
               'written': []}
