@@ -2,8 +2,9 @@ r"""
 Soak benchmark: the whole simulated graph for a long run, memory growth and lost decisions.
 
 Not a test (and not part of ``run_all.py``: it takes its ``--minutes``). Starts the sim
-graph with the project's launcher (one process per node, real DDS on a fresh
-``ROS_DOMAIN_ID``, localhost discovery) with a feeder that does not run dry, the camera at
+graph with the project's launcher (one process per node, or with ``--composed`` every node
+in one process on the intra-process path; real DDS on a fresh ``ROS_DOMAIN_ID``, localhost
+discovery) with a feeder that does not run dry, the camera at
 the scenario's full rate and ``--max-rtf`` (default 1: real time), and for ``--minutes`` of
 wall time samples every node process' resident memory (``/proc/PID/status`` VmRSS, the
 process group's processes summed) every ``--sample-s`` seconds.
@@ -145,6 +146,9 @@ def main(argv=None) -> int:
     ap.add_argument('--seed', type=int, default=7)
     ap.add_argument('--drain-s', type=float, default=120.0,
                     help='wall seconds to let the controller finish its queue at the end')
+    ap.add_argument('--composed', action='store_true',
+                    help='every node in one process (the intra-process path), as '
+                         '`lepton-robot sim --composed`')
     ap.add_argument('--out', default=None)
     args = ap.parse_args(argv)
 
@@ -166,7 +170,7 @@ def _soak(args, detector: str) -> int:
     specs = sim_graph(parts=parts, seed=args.seed, detector=detector, parser=False,
                       max_rtf=args.max_rtf, model=args.model,
                       extra={'sim_bridge': {'max_sim_time_s': 1e6}})
-    graph = Graph(specs, run_dir=run_dir)
+    graph = Graph(specs, run_dir=run_dir, composed=args.composed)
     watch = _Watch()
     samples = {}     # node -> [(t_min, rss_kib)]
     warmup = args.warmup_min if args.warmup_min is not None else 0.1 * args.minutes
@@ -223,7 +227,8 @@ def _soak(args, detector: str) -> int:
     pending = [] if idle else sorted(open_decisions)
     report = {'benchmark': 'soak', 'minutes_requested': args.minutes,
               'minutes_run': round(wall_min, 2), 'warmup_min': round(warmup, 2),
-              'detector': detector, 'max_rtf': args.max_rtf, 'cpus': os.cpu_count(),
+              'detector': detector, 'composed': args.composed, 'max_rtf': args.max_rtf,
+              'cpus': os.cpu_count(),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'died': died,
               'memory': memory,
               'goal_growth_lt_5pct': all((m['growth_pct'] or 0) < 5.0 for m in memory.values()),

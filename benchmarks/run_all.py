@@ -117,6 +117,15 @@ def table_rows(res: dict) -> list:
                      f'({_fmt(f.get("sgemm_gflops_2_threads"))} GFLOP/s SGEMM)', ''))
         if 'tensorrt' in d:
             rows.append(('detector', 'TensorRT', d['tensorrt'], ''))
+        pipe, plain = d.get('pipeline_ort_fp32'), d.get('pipeline_ort_fp32_no_tta')
+        if pipe:
+            text = (f'{_fmt(pipe["p50_ms"])} / {_fmt(pipe["p99_ms"])} ms '
+                    f'({_fmt(pipe["mean_parts_per_frame"])} parts/frame, tta {pipe["tta"]})')
+            if plain:
+                text += (f'; without tta {_fmt(plain["p50_ms"])} ms '
+                         f'({_fmt(r.get("pipeline_tta_over_no_tta_p50"))}x)')
+            rows.append(('detector', 'whole frame (segment, crops, CNN) p50 / p99, ORT FP32',
+                         text, ''))
     p = res.get('parser', {})
     if p.get('status') == 'ok':
         for backend, v in p['results'].items():

@@ -136,3 +136,34 @@ def test_calibrate_refuses_a_non_positive_escape_cost(dataset, capsys):
     """A clear error, not a silent nonsense threshold."""
     assert main(['calibrate', str(dataset), '--escape-cost', '0']) == 2
     assert 'escape-cost' in capsys.readouterr().err
+
+
+def test_calibrate_writes_the_threshold_with_its_test_time_augmentation(dataset, tmp_path,
+                                                                        capsys):
+    """--tta flip --write: every file of a model copy carries the threshold and tta=flip."""
+    pytest.importorskip('onnx', reason='onnx (train extra) not installed')
+    torch = pytest.importorskip('torch', reason='PyTorch (train extra) not installed')
+    import shutil
+
+    from detector_helpers import CHECKPOINT, INT8_MODEL, SHIPPED_MODEL
+    from lepton_robot.detector.metadata import read_onnx_metadata
+    model = tmp_path / 'm.onnx'
+    for src, dst in ((SHIPPED_MODEL, model), (INT8_MODEL, tmp_path / 'm_int8.onnx'),
+                     (CHECKPOINT, tmp_path / 'm.pt')):
+        shutil.copy(src, dst)
+    for tta in ('none', 'flip'):
+        assert main(['calibrate', str(dataset), '--model', str(model), '--tta', tta,
+                     '--write', '--json']) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report['tta'] == tta and len(report['written']) == 3
+        for path in (model, tmp_path / 'm_int8.onnx'):
+            props = read_onnx_metadata(str(path))
+            assert props['tta'] == tta
+            assert float(props['ok_threshold']) == report['threshold']
+        meta = torch.load(str(tmp_path / 'm.pt'), map_location='cpu',
+                          weights_only=True)['metadata']
+        assert meta['tta'] == tta
+    # Without --tta the model's own is used (the one just written).
+    assert main(['calibrate', str(dataset), '--model', str(model), '--json']) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report['tta'] == report['tta_before'] == 'flip'

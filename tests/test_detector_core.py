@@ -52,10 +52,15 @@ def test_metadata_round_trip():
     """Metadata written as ONNX props parses back identically (JSON, no eval)."""
     meta = ModelMetadata(version='7', input_size=64, crop_px=84, mean=(0.1, 0.2, 0.3),
                          std=(0.5, 0.6, 0.7), ok_threshold=0.81,
-                         segmentation=SegmentationConfig(max_part_area=5000))
+                         segmentation=SegmentationConfig(max_part_area=5000), tta='flip')
     back = ModelMetadata.from_props(meta.to_props())
     assert back.to_props() == meta.to_props()
     assert back.segmentation.max_part_area == 5000
+    assert back.tta == 'flip'
+    # A model written before the key existed runs without test-time augmentation.
+    props = meta.to_props()
+    del props['tta']
+    assert ModelMetadata.from_props(props).tta == 'none'
 
 
 @pytest.mark.parametrize('mutate', [
@@ -66,6 +71,7 @@ def test_metadata_round_trip():
     lambda p: p.update({'std': '[0, 1, 1]'}),
     lambda p: p.update({'ok_threshold': '1.5'}),
     lambda p: p.update({'segmentation': '{"downscale": 0}'}),
+    lambda p: p.update({'tta': 'rotate-and-hope'}),
 ])
 def test_bad_metadata_raises_model_error(mutate):
     """Missing, malformed or hostile metadata is refused with ModelError."""

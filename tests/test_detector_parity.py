@@ -115,3 +115,30 @@ def test_tensorrt_gives_the_same_labels(images, reference, tmp_path):
         assert _labels(DefectDetector(trt, track=False), images) == reference[0]
     finally:
         trt.close()
+
+
+@pytest.mark.parametrize('tta', ['none', 'flip'])
+def test_test_time_flip_averages_each_crop_with_its_mirror_image(images, reference, tta):
+    """With tta=flip a part's probabilities are the mean over its crop and the mirrored crop."""
+    backend = reference[2]
+    detector = DefectDetector(backend, track=False, tta=tta)
+    checked = 0
+    for img in images[:4]:
+        result = detector.detect(img)
+        seg = detector.segmenter.segment(img)
+        x = preprocess(detector.crops(img, seg)[1], backend.metadata)
+        want = backend.infer(x)['condition']
+        if tta == 'flip':
+            want = 0.5 * (want + backend.infer(np.ascontiguousarray(x[..., ::-1]))['condition'])
+        for part, row in zip(result.parts, want):
+            got = [part.probs[c] for c in backend.metadata.conditions]
+            np.testing.assert_allclose(got, row, atol=1e-6)
+            checked += 1
+    assert checked >= 4
+
+
+def test_unknown_test_time_augmentation_is_refused(reference):
+    """A typo in tta is a ConfigError, not a silent plain run."""
+    from lepton_robot.errors import ConfigError
+    with pytest.raises(ConfigError, match='tta'):
+        DefectDetector(reference[2], tta='flop')

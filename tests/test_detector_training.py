@@ -18,17 +18,19 @@ def test_train_export_quantise_pipeline(tmp_path, capsys):
     """
     Run the whole trainer for one epoch on a tiny synthetic dataset.
 
-    Steps: write train/val sets in the datagen layout (so no rendering is needed), train
-    one epoch, then check the ONNX file carries its metadata, ONNX Runtime loads it, the
-    INT8 (and FP16) variants exist and the report holds parity and per-variant accuracy.
+    Steps: write two train sets and a val set in the datagen layout (so no rendering is
+    needed), train one epoch on the two training sets pooled, then check the ONNX file
+    carries its metadata, ONNX Runtime loads it, the INT8 (and FP16) variants exist and the
+    report holds parity and per-variant accuracy.
     (The shipped model is trained on sim renders; this only exercises the pipeline.)
     """
     data = tmp_path / 'data'
     synth.write_dataset(data / 'train_s1', 60, seed=1)
+    synth.write_dataset(data / 'train_s3', 40, seed=3)
     synth.write_dataset(data / 'val_s2', 20, seed=2)
     out = tmp_path / 'model' / 'det.onnx'
-    rc = main(['train', 'detector', '--data', str(data), '--train-seed', '1', '--val-seed',
-               '2', '--train-count', '60', '--val-count', '20', '--epochs', '1',
+    rc = main(['train', 'detector', '--data', str(data), '--train-seed', '1,3', '--val-seed',
+               '2', '--train-count', '60,40', '--val-count', '20', '--epochs', '1',
                '--batch-size', '32', '--widths', '8,8,16,16', '--fusion-frames', '30',
                '--input-size', '64', '--crop-px', '0', '--out', str(out)])
     assert rc == 0
@@ -41,11 +43,27 @@ def test_train_export_quantise_pipeline(tmp_path, capsys):
     assert report['parity']['labels_equal'] and report['parity']['max_abs_diff'] < 1e-4
     assert {'fp32', 'int8'} <= set(report['variants'])
     assert 0.0 <= report['shape_fusion']['fused_val_accuracy'] <= 1.0
+    # Both training sets were pooled: their frames add up.
+    assert report['data']['train'] == [str(data / 'train_s1'), str(data / 'train_s3')]
+    assert report['data']['train_stats']['frames'] == 100
+    assert report['data']['val_stats']['frames'] == 20
     assert backend.metadata.shape_fusion is not None
     for variant in report['variants'].values():
         assert 0.0 <= variant['condition_accuracy'] <= 1.0
     assert (tmp_path / 'model' / 'det_int8.onnx').is_file()
     assert out.with_suffix('.pt').is_file()
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--train-seed', '1,2', '--val-seed', '2'], 'overlap'),
+    (['--train-seed', '1,3', '--train-count', '5,6,7'], '3 values for 2'),
+])
+def test_bad_dataset_seeds_are_refused_before_rendering(tmp_path, capsys, argv, message):
+    """Overlapping train/val seeds or a count per seed that does not fit: exit 2, no data."""
+    rc = main(['train', 'detector', '--data', str(tmp_path / 'data'), *argv])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / 'data').exists()
 
 
 @pytest.mark.parametrize('p_ok,is_ok,want', [

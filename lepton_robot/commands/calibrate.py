@@ -10,13 +10,17 @@ defective part called ok, costs more than a false reject); ties go to the lower 
 ``--write`` stores it in the model's metadata: the FP32 file, its ``_int8`` and ``_fp16``
 siblings and the ``.pt`` checkpoint (so a re-export keeps it). Writing needs the ``onnx``
 and ``torch`` packages (``pip install -e .[train]``).
+
+``--tta none|flip`` scores with that test-time augmentation (default: the model's own,
+metadata ``tta``); ``--write`` stores it with the threshold, since the threshold holds only
+for the inference it was calibrated on.
 """
 
 import argparse
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -84,8 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default=None, help='detector ONNX (default: shipped)')
     parser.add_argument('--escape-cost', type=float, default=10.0,
                         help='cost of one escape in false rejects (default 10)')
+    parser.add_argument('--tta', choices=('none', 'flip'), default=None,
+                        help="test-time augmentation to calibrate for (default: the model's "
+                             'own); --write stores it with the threshold')
     parser.add_argument('--write', action='store_true',
-                        help="store the threshold in the model's metadata (all variants)")
+                        help="store the threshold (and tta) in the model's metadata (all "
+                             'variants)')
     parser.add_argument('--json', action='store_true', help='print one JSON object')
 
 
@@ -97,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.escape_cost > 0:
         raise ConfigError(f'--escape-cost must be > 0, got {args.escape_cost}')
     model = Path(args.model or default_model_path())
-    detector = DefectDetector.from_model(str(model), sensitivity=50.0, track=False)
+    detector = DefectDetector.from_model(str(model), sensitivity=50.0, track=False,
+                                         tta=args.tta)
+    tta_before, tta = detector.meta.tta, detector.tta
     p_ok, is_ok = [], []
     try:
         before = detector.threshold
@@ -117,20 +127,21 @@ def run(args: argparse.Namespace) -> int:
     escapes_before, false_rejects_before = errors_at(p_ok, is_ok, before)
     report = {'model': str(model), 'n_parts': int(len(p_ok)),
               'n_defective': int(np.sum(~is_ok)), 'escape_cost': args.escape_cost,
-              'threshold_before': before,
+              'threshold_before': before, 'tta_before': tta_before, 'tta': tta,
               'at_threshold_before': {'escapes': escapes_before,
                                       'false_rejects': false_rejects_before},
               'threshold': threshold, 'escapes': chosen['escapes'],
               'false_rejects': chosen['false_rejects'], 'data': list(args.directories),
               'written': []}
     if args.write:
-        report['written'] = [str(p) for p in write_threshold(model, threshold)]
+        report['written'] = [str(p) for p in write_threshold(model, threshold, tta)]
     if args.json:
         print(json.dumps(report))
     else:
         b = report['at_threshold_before']
         print(f'{report["n_parts"]} parts ({report["n_defective"]} defective) in '
               f'{len(args.directories)} calibration set(s)')
+        print(f'  test-time augmentation: {tta} (model: {tta_before})')
         print(f'  threshold {before:.4f} (now): {b["escapes"]} escapes, '
               f'{b["false_rejects"]} false rejects')
         print(f'  threshold {threshold:.4f} (least {args.escape_cost:g} x escapes + false '
@@ -140,8 +151,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_threshold(model: Path, threshold: float) -> Sequence[Path]:
-    """Store ``ok_threshold`` in the model, its ``_int8``/``_fp16`` siblings and checkpoint."""
+def write_threshold(model: Path, threshold: float, tta: Optional[str] = None) \
+        -> Sequence[Path]:
+    """
+    Store the threshold (and ``tta``) in every file of the model.
+
+    The files: the FP32 model, its ``_int8``/``_fp16`` siblings and its ``.pt`` checkpoint.
+    """
     from lepton_robot.errors import ConfigError
     try:
         import onnx
@@ -159,12 +175,17 @@ def write_threshold(model: Path, threshold: float) -> Sequence[Path]:
         if 'ok_threshold' not in props:
             raise ConfigError(f'{path} has no ok_threshold metadata: not a lepton_robot model')
         props['ok_threshold'].value = repr(float(threshold))
+        if tta is not None:
+            entry = props.get('tta') or proto.metadata_props.add(key='tta')
+            entry.value = str(tta)
         onnx.save(proto, str(path))
         written.append(path)
     ckpt = model.with_suffix('.pt')
     if ckpt.is_file():
         data = torch.load(str(ckpt), map_location='cpu', weights_only=True)
         data['metadata']['ok_threshold'] = repr(float(threshold))
+        if tta is not None:
+            data['metadata']['tta'] = str(tta)
         torch.save(data, str(ckpt))
         written.append(ckpt)
     return written

@@ -7,7 +7,9 @@ The defect detector: segmentation + CNN on part crops + decision + world positio
    the image border are reported as ``truncated`` (seen, not yet inspectable) and not
    classified.
 2. Each whole blob becomes a fixed-size crop (same code as training) and the CNN gives
-   condition, color and shape probabilities in one batch.
+   condition, color and shape probabilities in one batch. With the model's test-time
+   augmentation ``flip`` (metadata ``tta``) the batch also holds each crop's mirror image
+   and the two probability vectors of a part are averaged (one batch of 2N).
 3. The condition label follows the sensitivity (0..100, default 50): a part is ``ok`` only
    when ``p(ok)`` reaches :func:`ok_threshold`; otherwise it is the most likely defect.
 4. The world position comes from the camera calibration: the blob (top face plus the side
@@ -25,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import cv2
 from lepton_robot.detector.backends import create_backend, InferenceBackend
-from lepton_robot.detector.metadata import ModelMetadata
+from lepton_robot.detector.metadata import ModelMetadata, TTA_MODES
 from lepton_robot.detector.segmentation import (BeltSegmenter, blob_geometry, check_image,
                                                 extract_crop, Segmentation)
 from lepton_robot.errors import ConfigError
@@ -234,13 +236,19 @@ class DefectDetector:
     :param belt_z: world z of the belt top.
     :param track: keep track ids across frames (off for independent images).
     :param max_parts: classify at most this many parts per frame (the largest first).
+    :param tta: test-time augmentation, ``none`` or ``flip``; default: the model's own
+        (metadata ``tta``), which its ``ok_threshold`` was calibrated for.
+    :raises ConfigError: if ``tta`` is unknown.
     """
 
     def __init__(self, backend: InferenceBackend, sensitivity: float = 50.0,
                  camera: Any = None, belt_z: Optional[float] = None, track: bool = True,
-                 max_parts: int = 64) -> None:
+                 max_parts: int = 64, tta: Optional[str] = None) -> None:
         self.backend = backend
         self.meta: ModelMetadata = backend.metadata
+        self.tta = self.meta.tta if tta is None else str(tta)
+        if self.tta not in TTA_MODES:
+            raise ConfigError(f'tta must be one of {", ".join(TTA_MODES)}, got {tta!r}')
         self.segmenter = BeltSegmenter(self.meta.segmentation)
         self._threshold = 0.5
         self.sensitivity = 50.0
@@ -300,7 +308,7 @@ class DefectDetector:
         blobs, crops = self.crops(image, seg)
         batch = preprocess(crops, self.meta)
         t1 = time.perf_counter()
-        outputs = self.backend.infer(batch) if len(batch) else {}
+        outputs = self._infer(batch) if len(batch) else {}
         t2 = time.perf_counter()
         parts = self._postprocess(seg, blobs, outputs)
         truncated = [{'bbox': [int(v) for v in b.bbox],
@@ -313,6 +321,14 @@ class DefectDetector:
                                        'postprocess': (t3 - t2) * 1e3},
                            backend=self.backend.name,
                            image_size=(image.shape[1], image.shape[0]))
+
+    def _infer(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """Run the backend, with the test-time augmentation (see the module docstring)."""
+        if self.tta != 'flip':
+            return self.backend.infer(batch)
+        n = len(batch)
+        outputs = self.backend.infer(np.concatenate([batch, batch[..., ::-1]]))
+        return {k: 0.5 * (v[:n] + v[n:]) for k, v in outputs.items()}
 
     def _postprocess(self, seg: Segmentation, blobs: list, outputs: Dict[str, np.ndarray]) \
             -> List[PartDetection]:

@@ -78,8 +78,8 @@ def evaluate_dataset(detector: DefectDetector, directory: str, progress: bool = 
     summary = summarize(records)
     summary.update(false_positives=false_positives, n_frames=len(frames),
                    backend=detector.backend.name, sensitivity=detector.sensitivity,
-                   ok_threshold=detector.threshold, latency_ms=_latency_summary(latency),
-                   records=records, latency=latency)
+                   ok_threshold=detector.threshold, tta=detector.tta,
+                   latency_ms=_latency_summary(latency), records=records, latency=latency)
     return summary
 
 

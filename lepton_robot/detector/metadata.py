@@ -17,6 +17,9 @@ Keys written by the exporter (every value is a string; structured values are JSO
 ``part_heights``   JSON object shape -> height in metres (for world positions)
 ``shape_fusion``   optional JSON: logistic-regression head over blob geometry + the CNN's
                    shape log-probabilities (``mean``, ``std``, ``W``, ``b``)
+``tta``            test-time augmentation the runtime applies (and ``ok_threshold`` was
+                   calibrated for): ``none`` (absent: none) or ``flip`` (each crop and its
+                   mirror image, probabilities averaged)
 =================  ===============================================================
 """
 
@@ -30,6 +33,8 @@ from lepton_robot.interfaces import COLORS, CONDITIONS, SHAPES
 
 MODEL_KIND = 'defect_detector'
 OUTPUT_NAMES = ('condition', 'color', 'shape')
+#: Test-time augmentations the runtime knows (metadata ``tta``).
+TTA_MODES = ('none', 'flip')
 INPUT_NAME = 'crops'
 
 #: Approximate part heights (metres) used when the model carries none.
@@ -52,6 +57,7 @@ class ModelMetadata:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     part_heights: Dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PART_HEIGHTS))
     shape_fusion: Optional[Dict[str, Any]] = None
+    tta: str = 'none'
     extra: Dict[str, str] = field(default_factory=dict)
 
     def to_props(self) -> Dict[str, str]:
@@ -69,6 +75,7 @@ class ModelMetadata:
             'ok_threshold': repr(float(self.ok_threshold)),
             'segmentation': self.segmentation.to_json(),
             'part_heights': json.dumps(self.part_heights),
+            'tta': str(self.tta),
         }
         if self.shape_fusion is not None:
             props['shape_fusion'] = json.dumps(self.shape_fusion)
@@ -105,6 +112,7 @@ class ModelMetadata:
                               json.loads(props.get('part_heights', '{}')).items()}
                 or dict(DEFAULT_PART_HEIGHTS),
                 shape_fusion=_fusion(props.get('shape_fusion')),
+                tta=props.get('tta', 'none'),
                 extra={k: v for k, v in props.items() if k not in _KNOWN},
             )
         except (KeyError, ValueError, TypeError, AttributeError, ConfigError) as exc:
@@ -119,11 +127,15 @@ class ModelMetadata:
             raise ModelError(f'{source}: std must be positive')
         if not 0.0 < meta.ok_threshold < 1.0:
             raise ModelError(f'{source}: ok_threshold must be in (0, 1)')
+        if meta.tta not in TTA_MODES:
+            raise ModelError(f'{source}: unknown test-time augmentation tta={meta.tta!r} '
+                             f'(known: {", ".join(TTA_MODES)})')
         return meta
 
 
 _KNOWN = {'lepton.model', 'version', 'input_size', 'crop_px', 'mean', 'std', 'conditions',
-          'colors', 'shapes', 'ok_threshold', 'segmentation', 'part_heights', 'shape_fusion'}
+          'colors', 'shapes', 'ok_threshold', 'segmentation', 'part_heights', 'shape_fusion',
+          'tta'}
 
 
 def _fusion(text: Optional[str]) -> Optional[Dict[str, Any]]:

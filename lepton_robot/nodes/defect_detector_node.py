@@ -207,7 +207,7 @@ class DefectDetectorNode(Node):
         values = {'backend': self.detector.backend.name, 'fps': f'{fps:.2f}',
                   'latency_p50_ms': _pct(lat, 50), 'latency_p99_ms': _pct(lat, 99),
                   'infer_p50_ms': _pct(inf, 50), 'sensitivity': self.detector.sensitivity,
-                  'ok_threshold': f'{self.detector.threshold:.4f}',
+                  'ok_threshold': f'{self.detector.threshold:.4f}', 'tta': self.detector.tta,
                   'frames_in_process': self._image_sub.stats['local'],
                   'frames_over_dds': self._image_sub.stats['dds'], **stats}
         if last_bad:

@@ -4,8 +4,9 @@
 Steps (each logged; with the defaults, the shipped recipe, ~28 min on 2 CPU cores plus
 rendering the data the first time):
 
-1. Render (or reuse) a training and a validation dataset with ``lepton-robot datagen``
-   (different seeds: the split is by seed, never by frame).
+1. Render (or reuse) the training and validation datasets with ``lepton-robot datagen``
+   (one per seed; training and validation seeds differ: the split is by seed, never by
+   frame; several seeds of a side are pooled).
 2. Size the crops and the touching-parts split threshold from the data, then cut crops with
    the run-time segmentation code.
 3. Train :class:`~lepton_robot.training.detector_model.PartNet` with augmentation
@@ -22,8 +23,9 @@ import json
 import math
 from pathlib import Path
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
+from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import CONDITIONS
 import numpy as np
 
@@ -31,20 +33,28 @@ HELP = 'train the defect detector CNN on sim data, export ONNX (+ INT8, FP16)'
 
 DEFAULT_DATA = 'data/detector'
 # The shipped model's data (model card): 6000 balanced training frames, 500 validation.
-TRAIN_SEED = 1201
-VAL_SEED = 2102
+TRAIN_SEED = [1201]
+TRAIN_COUNT = [6000]
+VAL_SEED = [2102]
+VAL_COUNT = [500]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the trainer's options."""
     parser.add_argument('--data', default=DEFAULT_DATA,
                         help='where datasets are rendered/reused (default %(default)s)')
-    parser.add_argument('--train-count', type=int, default=6000,
-                        help='training frames to render (default %(default)s)')
-    parser.add_argument('--val-count', type=int, default=500,
-                        help='validation frames to render (default %(default)s)')
-    parser.add_argument('--train-seed', type=int, default=TRAIN_SEED)
-    parser.add_argument('--val-seed', type=int, default=VAL_SEED)
+    parser.add_argument('--train-count', type=_int_list, default=TRAIN_COUNT,
+                        help='training frames to render per training seed, comma-separated '
+                             '(one value: the same for every seed; default %(default)s)')
+    parser.add_argument('--val-count', type=_int_list, default=VAL_COUNT,
+                        help='validation frames to render per validation seed (default '
+                             '%(default)s)')
+    parser.add_argument('--train-seed', type=_int_list, default=TRAIN_SEED,
+                        help='training dataset seeds, comma-separated; each is rendered to '
+                             'DATA/train_s<seed> and the crops are pooled (default '
+                             '%(default)s)')
+    parser.add_argument('--val-seed', type=_int_list, default=VAL_SEED,
+                        help='validation dataset seeds (default %(default)s)')
     parser.add_argument('--datagen-args', default='--balance',
                         help='extra arguments passed to lepton-robot datagen (quoted)')
     parser.add_argument('--epochs', type=int, default=28)
@@ -74,6 +84,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'when a loaded machine stops training before --epochs')
 
 
+def _int_list(text) -> List[int]:
+    """Parse ``'1201,1001'`` (or one int) into a list of ints for argparse."""
+    if isinstance(text, (list, tuple)):
+        return [int(v) for v in text]
+    try:
+        values = [int(v) for v in str(text).split(',') if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a comma-separated list of integers: {text!r}')
+    if not values:
+        raise argparse.ArgumentTypeError('empty list')
+    return values
+
+
+def _per_seed(counts: List[int], seeds: List[int], what: str) -> List[int]:
+    """Match one frame count per seed (a single count applies to every seed)."""
+    counts = list(counts)
+    if len(counts) == 1:
+        counts = counts * len(seeds)
+    if len(counts) != len(seeds):
+        raise ConfigError(f'--{what}-count has {len(counts)} values for {len(seeds)} '
+                          f'--{what}-seed values: give one, or one per seed')
+    return counts
+
+
+def _pool(sets):
+    """Concatenate crop sets (one per dataset) into one, summing their stats."""
+    from lepton_robot.detector import dataset as ds
+    if len(sets) == 1:
+        return sets[0]
+    stats = {k: sum(s.stats.get(k, 0) for s in sets) for k in sets[0].stats}
+    return ds.CropSet(*(np.concatenate([getattr(s, f) for s in sets])
+                        for f in ('crops', 'condition', 'color', 'shape', 'areas')), stats)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the whole pipeline (see the module docstring)."""
     import shlex
@@ -84,13 +128,22 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     extra = shlex.split(args.datagen_args)
     t_start = time.time()
-    print(f'[1/5] datasets under {data} (train seed {args.train_seed}, '
-          f'val seed {args.val_seed})', flush=True)
-    train_dir = ds.generate(str(data / f'train_s{args.train_seed}'), args.train_count,
-                            args.train_seed, extra)
-    val_dir = ds.generate(str(data / f'val_s{args.val_seed}'), args.val_count,
-                          args.val_seed, extra)
-    train_frames, val_frames = ds.read_labels(str(train_dir)), ds.read_labels(str(val_dir))
+    train_seeds, val_seeds = _int_list(args.train_seed), _int_list(args.val_seed)
+    if set(train_seeds) & set(val_seeds):
+        raise ConfigError(f'training and validation seeds overlap: '
+                          f'{sorted(set(train_seeds) & set(val_seeds))}')
+    train_counts = _per_seed(_int_list(args.train_count), train_seeds, 'train')
+    val_counts = _per_seed(_int_list(args.val_count), val_seeds, 'val')
+    print(f'[1/5] datasets under {data} (train seeds {train_seeds}, '
+          f'val seeds {val_seeds})', flush=True)
+    train_dirs = [ds.generate(str(data / f'train_s{seed}'), count, seed, extra)
+                  for seed, count in zip(train_seeds, train_counts)]
+    val_dirs = [ds.generate(str(data / f'val_s{seed}'), count, seed, extra)
+                for seed, count in zip(val_seeds, val_counts)]
+    train_by_dir = [ds.read_labels(str(d)) for d in train_dirs]
+    val_by_dir = [ds.read_labels(str(d)) for d in val_dirs]
+    train_frames = [f for frames in train_by_dir for f in frames]
+    val_frames = [f for frames in val_by_dir for f in frames]
     if args.fusion_only:
         result = fit_shape_fusion(out, train_frames[:args.fusion_frames], val_frames)
         report_path = out.with_suffix('.train.json')
@@ -103,13 +156,16 @@ def run(args: argparse.Namespace) -> int:
     input_size = args.input_size or crop_px
     print(f'[2/5] crops: crop_px={crop_px} input={input_size} '
           f'segmentation={seg_config.to_json()}', flush=True)
-    train = _cached_crops(train_dir, train_frames, seg_config, crop_px, input_size)
-    val = _cached_crops(val_dir, val_frames, seg_config, crop_px, input_size)
+    train = _pool([_cached_crops(d, frames, seg_config, crop_px, input_size)
+                   for d, frames in zip(train_dirs, train_by_dir)])
+    val = _pool([_cached_crops(d, frames, seg_config, crop_px, input_size)
+                 for d, frames in zip(val_dirs, val_by_dir)])
     print(f'      train {train.stats}  val {val.stats}', flush=True)
     report = train_and_export(train, val, seg_config, crop_px, input_size, out, args)
     report['shape_fusion'] = fit_shape_fusion(out, train_frames[:args.fusion_frames],
                                               val_frames)
-    report['data'] = {'train': str(train_dir), 'val': str(val_dir),
+    report['data'] = {'train': [str(d) for d in train_dirs],
+                      'val': [str(d) for d in val_dirs],
                       'train_stats': train.stats, 'val_stats': val.stats,
                       'datagen_args': args.datagen_args}
     report['wall_time_s'] = round(time.time() - t_start, 1)
