@@ -2,7 +2,8 @@
 
 import json
 
-from detector_helpers import needs_model, render_dataset
+from detector_helpers import (CHECKPOINT, INT8_MODEL, needs_model, render_dataset,
+                              SHIPPED_MODEL)
 from lepton_robot.cli import main
 from lepton_robot.detector.backends import tensorrt_available
 from lepton_robot.interfaces import CONDITIONS, validate_inspection
@@ -145,7 +146,6 @@ def test_calibrate_writes_the_threshold_with_its_test_time_augmentation(dataset,
     torch = pytest.importorskip('torch', reason='PyTorch (train extra) not installed')
     import shutil
 
-    from detector_helpers import CHECKPOINT, INT8_MODEL, SHIPPED_MODEL
     from lepton_robot.detector.metadata import read_onnx_metadata
     model = tmp_path / 'm.onnx'
     for src, dst in ((SHIPPED_MODEL, model), (INT8_MODEL, tmp_path / 'm_int8.onnx'),

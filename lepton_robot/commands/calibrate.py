@@ -18,7 +18,6 @@ for the inference it was calibrated on.
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -30,15 +29,6 @@ HELP = "choose the detector's ok threshold on calibration datasets (escape-weigh
 #: thresholds the search never leaves: below 0.5 ok could win without the most votes,
 #: above 0.99 nearly every part would be rejected
 LIMITS = (0.5, 0.99)
-
-
-def _logit(p: float) -> float:
-    p = min(max(float(p), 1e-9), 1.0 - 1e-9)
-    return math.log(p / (1.0 - p))
-
-
-def _sigmoid(x: float) -> float:
-    return 1.0 / (1.0 + math.exp(-x))
 
 
 def errors_at(p_ok: np.ndarray, is_ok: np.ndarray, threshold: float) -> Tuple[int, int]:
@@ -64,6 +54,7 @@ def choose_threshold(p_ok: np.ndarray, is_ok: np.ndarray, escape_cost: float
     :return: ``(threshold, [{threshold, escapes, false_rejects, cost}, ...])``.
     """
     p_ok = np.asarray(p_ok, np.float64)
+    from lepton_robot.detector.detector import logit, sigmoid
     is_ok = np.asarray(is_ok, bool)
     lo, hi = LIMITS
     cands = {lo, hi}
@@ -71,7 +62,7 @@ def choose_threshold(p_ok: np.ndarray, is_ok: np.ndarray, escape_cost: float
     for p in p_ok[~is_ok]:
         if lo < p < hi:
             above = scores[scores > p][0]
-            cands.add(min(hi, _sigmoid((_logit(p) + _logit(above)) / 2.0)))
+            cands.add(min(hi, sigmoid((logit(p, eps=1e-9) + logit(above, eps=1e-9)) / 2.0)))
     curve = []
     for t in sorted(cands):
         escapes, false_rejects = errors_at(p_ok, is_ok, t)

@@ -47,6 +47,17 @@ def default_model_path() -> str:
     return str(models_dir() / DEFAULT_MODEL)
 
 
+def logit(p: float, eps: float = 1e-6) -> float:
+    """Return ``log(p / (1 - p))`` with ``p`` clamped to ``[eps, 1 - eps]``."""
+    p = min(max(float(p), eps), 1.0 - eps)
+    return math.log(p / (1.0 - p))
+
+
+def sigmoid(x: float) -> float:
+    """Return ``1 / (1 + exp(-x))``, the inverse of :func:`logit`."""
+    return 1.0 / (1.0 + math.exp(-x))
+
+
 def ok_threshold(sensitivity: float, base: float = 0.5) -> float:
     """
     Return the ``p(ok)`` a part needs to be called ok at ``sensitivity``.
@@ -62,9 +73,7 @@ def ok_threshold(sensitivity: float, base: float = 0.5) -> float:
     if not isinstance(sensitivity, (int, float)) or not math.isfinite(sensitivity) \
             or not 0.0 <= sensitivity <= 100.0:
         raise ConfigError(f'sensitivity must be a number in 0..100, got {sensitivity!r}')
-    base = min(max(base, 1e-6), 1.0 - 1e-6)
-    logit = math.log(base / (1.0 - base)) + (sensitivity - 50.0) / 50.0 * SENSITIVITY_LOGIT_SPAN
-    return 1.0 / (1.0 + math.exp(-logit))
+    return sigmoid(logit(base) + (sensitivity - 50.0) / 50.0 * SENSITIVITY_LOGIT_SPAN)
 
 
 def decide_condition(probs: np.ndarray, conditions: Sequence[str], threshold: float) \

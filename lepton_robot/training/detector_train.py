@@ -33,10 +33,11 @@ HELP = 'train the defect detector CNN on sim data, export ONNX (+ INT8, FP16)'
 
 DEFAULT_DATA = 'data/detector'
 # The shipped model's data (model card): 6000 balanced training frames, 500 validation.
-TRAIN_SEED = [1201]
-TRAIN_COUNT = [6000]
-VAL_SEED = [2102]
-VAL_COUNT = [500]
+# Comma-separated lists (argparse parses string defaults with ``type``, as typed values).
+TRAIN_SEED = '1201'
+TRAIN_COUNT = '6000'
+VAL_SEED = '2102'
+VAL_COUNT = '500'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,12 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'when a loaded machine stops training before --epochs')
 
 
-def _int_list(text) -> List[int]:
+def _int_list(text: str) -> List[int]:
     """Parse ``'1201,1001'`` (or one int) into a list of ints for argparse."""
-    if isinstance(text, (list, tuple)):
-        return [int(v) for v in text]
     try:
-        values = [int(v) for v in str(text).split(',') if v.strip()]
+        values = [int(v) for v in text.split(',') if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f'not a comma-separated list of integers: {text!r}')
     if not values:
@@ -128,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
     data = Path(args.data)
     extra = shlex.split(args.datagen_args)
     t_start = time.time()
-    train_seeds, val_seeds = _int_list(args.train_seed), _int_list(args.val_seed)
+    train_seeds, val_seeds = args.train_seed, args.val_seed
     if set(train_seeds) & set(val_seeds):
         raise ConfigError(f'training and validation seeds overlap: '
                           f'{sorted(set(train_seeds) & set(val_seeds))}')
-    train_counts = _per_seed(_int_list(args.train_count), train_seeds, 'train')
-    val_counts = _per_seed(_int_list(args.val_count), val_seeds, 'val')
+    train_counts = _per_seed(args.train_count, train_seeds, 'train')
+    val_counts = _per_seed(args.val_count, val_seeds, 'val')
     print(f'[1/5] datasets under {data} (train seeds {train_seeds}, '
           f'val seeds {val_seeds})', flush=True)
     train_dirs = [ds.generate(str(data / f'train_s{seed}'), count, seed, extra)
@@ -420,14 +419,10 @@ def tune_ok_threshold(p_ok: np.ndarray, is_ok: np.ndarray) -> float:
     defect_max = float(p_ok[~is_ok].max()) if (~is_ok).any() else 0.0
     if defect_max < 0.5:
         return 0.5
+    from lepton_robot.detector.detector import logit, sigmoid
     above = p_ok[is_ok & (p_ok > defect_max)]
     nxt = float(above.min()) if len(above) else 0.999
-
-    def logit(p):
-        p = min(max(p, 1e-6), 1 - 1e-6)
-        return math.log(p / (1 - p))
-    mid = (logit(defect_max) + logit(nxt)) / 2.0
-    return float(min(0.98, 1.0 / (1.0 + math.exp(-mid))))
+    return float(min(0.98, sigmoid((logit(defect_max) + logit(nxt)) / 2.0)))
 
 
 def train_and_export(train, val, seg_config, crop_px: int, input_size: int, out: Path,
