@@ -67,6 +67,7 @@ class _Watch:
         self.decisions, self.results, self.holds = {}, {}, []
         self.detector_diag = {}
         self.controller_diag = {}       # last manipulation_controller diagnostics
+        self.supervisor_diag = {}
         self._held = False
         self._String = String
         self.pub_intent = self.node.create_publisher(String, 'operator/intent', RELIABLE)
@@ -97,6 +98,8 @@ class _Watch:
             values = {kv.key: kv.value for kv in status.values}
             if 'defect_detector' in status.name:
                 self.detector_diag = values
+            elif 'supervisor' in status.name:
+                self.supervisor_diag = values
             elif 'manipulation_controller' in status.name:
                 self.controller_diag = dict(values, t=time.monotonic())
 
@@ -239,6 +242,7 @@ def _soak(args, detector: str) -> int:
               'dropped_decisions': dropped, 'pending_at_end': pending,
               'picks_ok': sum(1 for v in results.values() if any(v)),
               'detector_diagnostics_last': watch.detector_diag,
+              'supervisor_diagnostics_last': watch.supervisor_diag,
               'holds': watch.holds[-20:], 'n_holds': len(watch.holds),
               'ros_domain_id': int(os.environ['ROS_DOMAIN_ID']),
               'run_dir': str(run_dir)}

@@ -140,9 +140,10 @@ class SupervisorNode(Node):
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_ACTIVE, self._on_active, LATCHED)
         self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
+        self._local_lapses = dict.fromkeys(self.core.liveness.watched, 0)
         self._heartbeat_subs = watch_heartbeats(self, self.core.liveness.watched,
                                                 p['liveliness_lease_s'], self._on_node_alive,
-                                                self._on_heartbeat)
+                                                self._on_heartbeat, self._on_local_lapse)
         self._diag_key = None
         self.create_timer(1.0 / p['tick_hz'], self._on_tick)
         self.create_timer(1.0, self._on_state_timer)
@@ -236,6 +237,11 @@ class SupervisorNode(Node):
         self._publish(self.core.on_node_alive(name, alive, self._now()))
 
     @_serialised
+    def _on_local_lapse(self, name: str) -> None:
+        """Count a DDS liveliness lapse of a node in this process (not a loss: see liveness)."""
+        self._local_lapses[name] = self._local_lapses.get(name, 0) + 1
+
+    @_serialised
     def _on_heartbeat(self, name: str) -> None:
         """Note a watched node's heartbeat message."""
         self.core.on_heartbeat(name, self._now())
@@ -271,6 +277,8 @@ class SupervisorNode(Node):
                            'missing_nodes': ','.join(missing),
                            'node_losses': ','.join(f'{n}={k}' for n, k in
                                                    self.core.liveness.losses.items()),
+                           'local_liveliness_lapses': ','.join(
+                               f'{n}={k}' for n, k in self._local_lapses.items()),
                            'bad_messages': self._bad_messages, **self.core.counts})
 
     def _publish(self, out: Outputs) -> None:
