@@ -5,7 +5,7 @@ Not a test. Real nodes over real DDS (a fresh ``ROS_DOMAIN_ID``, discovery on lo
 ``camera_node`` (image-folder source of sim-rendered frames, one part each), the
 ``defect_detector_node`` and the ``supervisor_node``, started by the project's launcher
 (``lepton_robot.launcher.Graph``) either one process per node or composed in one process
-(one executor), on each rclpy executor asked for (``--executors``: ``single``, the
+(an executor thread per node), on each rclpy executor asked for (``--executors``: ``single``, the
 ``SingleThreadedExecutor``, and ``events``, the experimental ``EventsExecutor``; results
 ``separate``, ``composed``, ``separate+events``, ``composed+events``; ``composed-dds`` is the
 composed graph with the intra-process path switched off, ``LEPTON_INTRA_PROCESS=0``, for

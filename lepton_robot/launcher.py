@@ -3,7 +3,8 @@ Start the cell's ROS 2 graph without the ``ros2`` CLI, wait for the run, tear it
 
 This is what ``lepton-robot sim`` runs (``launch/sim.launch.py`` describes the same graph
 for ``ros2 launch``). Every node runs in its own process by default (``composed=True``: all
-in one process on one ``SingleThreadedExecutor``). Each process gets its own process group,
+in one process, one DDS participant, each node on a ``SingleThreadedExecutor`` and thread of
+its own; ``lepton_robot.ros.node_main.run_nodes``). Each process gets its own process group,
 ``--ros-args`` with the namespace and a parameters file (the node's ``config/*.yaml``, then
 the run's overrides), and a log file in the run directory.
 
@@ -492,7 +493,7 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
 
 
 def _composed_child(spec_file: str) -> int:
-    """Run every node of the spec file in this process on one executor (``run_nodes``)."""
+    """Run every node of the spec file in this process (``run_nodes``: a thread each)."""
     from lepton_robot.ros.node_main import run_nodes
     specs = json.loads(Path(spec_file).read_text())
     return run_nodes([getattr(importlib.import_module(module), cls)
@@ -514,7 +515,7 @@ def add_graph_arguments(parser) -> None:
     command's own (``lepton_robot/commands/sim.py``).
     """
     parser.add_argument('--composed', action='store_true',
-                        help='run every node in one process (one executor)')
+                        help='run every node in one process (an executor thread each)')
     parser.add_argument('--executor', choices=('single', 'events'), default='',
                         help="every node's rclpy executor: single (SingleThreadedExecutor, "
                              'the default) or events (the experimental EventsExecutor); '

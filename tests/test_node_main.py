@@ -38,3 +38,68 @@ def test_unknown_executor_is_a_clear_error(monkeypatch):
     monkeypatch.setenv('LEPTON_EXECUTOR', 'multi')
     with pytest.raises(LeptonError, match="'multi'.*single, events"):
         make_executor()
+
+
+_COMPOSED = r"""
+import sys, time
+import rclpy
+from rclpy.node import Node
+from lepton_robot.ros.node_main import run_nodes
+
+mode = sys.argv[1]
+ticks = []
+
+
+class Blocker(Node):
+    def __init__(self):
+        super().__init__('blocker')
+        self.timer = self.create_timer(0.3, self.block)
+
+    def block(self):
+        self.timer.cancel()
+        t0 = time.monotonic()
+        n0 = len(ticks)
+        time.sleep(1.0)                 # a long callback (a slow plan)
+        print(f'ticks during block: {len(ticks) - n0}', flush=True)
+        time.sleep(0.2)
+        rclpy.try_shutdown()
+
+
+class Ticker(Node):
+    def __init__(self):
+        super().__init__('ticker')
+        self.create_timer(0.02, self.tick)
+
+    def tick(self):
+        ticks.append(time.monotonic())
+        if mode == 'crash' and len(ticks) == 5:
+            raise RuntimeError('ticker broke')
+
+
+print('status', run_nodes([Blocker, Ticker], ['--ros-args']), flush=True)
+"""
+
+
+@pytest.mark.parametrize('mode', ['block', 'crash'])
+def test_composed_nodes_have_their_own_executor_thread(mode):
+    """
+    run_nodes (single-threaded kind): one node's long callback does not stop another's.
+
+    ``block``: the first node sleeps 1 s in a timer callback while the second node's 50 Hz
+    timer keeps firing (in one shared executor it would fire 0 times), then the first
+    shuts the context down: status 0. ``crash``: the second node's callback raises: the
+    process reports which node crashed and returns 1 instead of running on without it.
+    """
+    import subprocess
+    import sys
+    env = dict(__import__('os').environ, LEPTON_EXECUTOR='single')
+    proc = subprocess.run([sys.executable, '-c', _COMPOSED, mode], env=env, timeout=60,
+                          capture_output=True, text=True)
+    out = proc.stdout + proc.stderr
+    if mode == 'block':
+        ticks = int(out.split('ticks during block: ')[1].split()[0])
+        assert ticks >= 20, out
+        assert 'status 0' in out, out
+    else:
+        assert 'status 1' in out, out
+        assert "[FATAL] node ticker crashed: RuntimeError('ticker broke')" in out, out

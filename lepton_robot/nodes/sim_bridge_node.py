@@ -419,6 +419,7 @@ class SimBridgeNode(Node):
         if len(self._frame_wall) > 100:
             self._frame_wall.pop(next(iter(self._frame_wall)))
         self.pub_image.publish(msg)
+        time.sleep(0)   # the GIL to an in-process detector now (as camera_node._publish)
         self.pub_info.publish(camera_info_msg(self.cell.camera, stamp))
         if self.pub_truth is not None:
             self.pub_truth.publish(String(data=dumps(self._truth_inspection(t))))

@@ -9,6 +9,7 @@ C++ ``EventsExecutor``: 22-34 % less camera -> decision transport latency in
 
 import os
 import sys
+import threading
 from typing import Callable, List, Optional, Sequence
 
 from lepton_robot.errors import LeptonError
@@ -67,31 +68,52 @@ def run_node(factory: Callable[[], Node], args: Optional[List[str]] = None) -> i
 def run_nodes(factories: Sequence[Callable[[], Node]],
               args: Optional[List[str]] = None) -> int:
     """
-    Create nodes in order, spin them together on one executor (:func:`make_executor`).
+    Create nodes in order and spin them in this process (the composed graph, or one node).
 
-    The composed graph (``lepton-robot sim --composed``) runs every node this way; a single
-    node is the case of one (:func:`run_node`).
+    On the single-threaded executor each node gets an executor of its own, spun by a thread
+    of its own (the first node's on the calling thread): a node busy in a callback (the
+    controller planning a pick, ~0.1 s and up to ~0.8 s) then holds up only itself, as it
+    would in a process of its own, not the supervisor's ticks or the sim's clock. The
+    nodes share the process's Context (one DDS participant) and the intra-process path.
+    The experimental ``EventsExecutor`` must spin on the main thread: there every node
+    shares one. :func:`run_node` is the case of one node.
 
     :return: 0 on a normal shutdown, 1 when start-up failed with a ``LeptonError``.
     """
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: List[Node] = []
+    executors: List[Executor] = []
+    threads: List[threading.Thread] = []
+    failures: List[str] = []
     status = 0
     try:
         executor = make_executor()
-        if not isinstance(executor, Executor):      # the EventsExecutor (see intra)
+        executors.append(executor)
+        shared = not isinstance(executor, Executor)     # the EventsExecutor (see intra)
+        if shared:
             intra.disable('the EventsExecutor cannot pass MessageInfo to callbacks')
         for factory in factories:
             node = factory()
             nodes.append(node)
-            executor.add_node(node)
-        spin(executor)
+            if not shared and len(nodes) > 1:
+                executors.append(make_executor())
+            executors[-1].add_node(node)
+        for node, other in list(zip(nodes, executors))[1:]:
+            thread = threading.Thread(target=_spin_thread, args=(other, node, failures),
+                                      name=f'executor-{node.get_name()}', daemon=True)
+            thread.start()
+            threads.append(thread)
+        spin(executors[0])
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except LeptonError as exc:
         print(f'[FATAL] {exc}', file=sys.stderr)
         status = 1
     finally:
+        if threads and rclpy.ok():
+            rclpy.try_shutdown()        # every node's executor returns from its spin
+        for thread in threads:
+            thread.join(timeout=5.0)
         for node in reversed(nodes):
             intra.release_node(node)
             close = getattr(node, 'close', None)
@@ -100,4 +122,25 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
             node.destroy_node()
         if rclpy.ok():
             rclpy.try_shutdown()
+    if failures:
+        print(f'[FATAL] {failures[0]}', file=sys.stderr)
+        status = 1
     return status
+
+
+def _spin_thread(executor: Executor, node: Node, failures: List[str]) -> None:
+    """
+    Spin one node's executor on its own thread until it or the context shuts down.
+
+    A callback that raises ends the process as it would end the node's own process: the
+    error is recorded and the context shut down, so :func:`run_nodes` returns 1.
+    """
+    try:
+        spin(executor)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:        # noqa: B902 (any crash of a node stops the process)
+        import traceback
+        traceback.print_exc()
+        failures.append(f'node {node.get_name()} crashed: {exc!r}')
+        rclpy.try_shutdown()
