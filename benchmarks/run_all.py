@@ -181,9 +181,10 @@ def markdown(report: dict) -> str:
     lines = [f'Measured {report["finished_utc"]} by `{report["command"]}` '
              f'({"quick" if report["quick"] else "full"} run) on {m["cpus"]} shared CPU cores, '
              f'load average {m["load_avg_start"]} at start, {m["load_avg_end"]} at the end '
-             f'(other jobs were running: wall-clock figures are inflated; CPU-time figures are '
-             f'given where they matter). Raw: `benchmarks/results/latest.json`, plots: '
-             f'`benchmarks/results/latest.png`.', '',
+             f"(the benchmarks' own graphs count in it: wall-clock figures move with "
+             f'load, so CPU-time figures are given where they matter). '
+             f'Raw: `benchmarks/results/latest.json`, plots: `benchmarks/results/latest.png`.',
+             '',
              'Per benchmark (command, wall time): ' + '; '.join(
                  f'{name}: `{v["command"]}` ({v.get("bench_wall_s")} s)'
                  for name, v in report['results'].items() if v.get('command')) + '.', '',

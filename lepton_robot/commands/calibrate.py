@@ -53,8 +53,8 @@ def choose_threshold(p_ok: np.ndarray, is_ok: np.ndarray, escape_cost: float
     :param escape_cost: cost of one escape in false rejects.
     :return: ``(threshold, [{threshold, escapes, false_rejects, cost}, ...])``.
     """
-    p_ok = np.asarray(p_ok, np.float64)
     from lepton_robot.detector.detector import logit, sigmoid
+    p_ok = np.asarray(p_ok, np.float64)
     is_ok = np.asarray(is_ok, bool)
     lo, hi = LIMITS
     cands = {lo, hi}

@@ -46,7 +46,7 @@ class Heartbeat:
     @property
     def writing(self) -> bool:
         """Return whether the heartbeat writer still exists (its node not destroyed)."""
-        return any(pub is self._pub for pub in self._node.publishers)
+        return self._pub in self._node.publishers
 
     def beat(self) -> None:
         """Publish one heartbeat message now."""
