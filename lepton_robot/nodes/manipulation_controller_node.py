@@ -16,11 +16,18 @@ A pick on a moving belt is an intercept planned for one belt speed: when the bel
 speed (encoder or command) before the cup holds the part, the controller stops the arm and
 plans the pick again for the belt as it is (``belt_replans`` in diagnostics); it plans only
 while the belt runs at its commanded speed.
+
+Planning runs in a thread of its own, never on the executor's: a plan can take most of a
+second, and meanwhile a halt must still reach the arm at once. A plan that a halt, a failed
+pick or a belt change overtakes is dropped when it ends, and its decision goes back to the
+queue.
 """
 
 from collections import deque, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 import json
 import math
+import threading
 import time
 from typing import Deque, List, Optional, Tuple
 
@@ -41,6 +48,7 @@ from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor.tracker import BeltOdometer
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float32, String
@@ -151,6 +159,11 @@ class ManipulationControllerNode(Node):
         self.release_margin = float(p['release_margin_s'])
         self.next_job: Optional[dict] = None      # planned to follow self.job
         self.next_start = 0.0
+        # The planner (a PyBullet client) is used by one thread at a time: the planning
+        # thread, or the executor's for the short plans of a resume or a move home.
+        self._planner_lock = threading.Lock()
+        self._planning: Optional[dict] = None     # the plan in flight in the planning thread
+        self._planner_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix='planner')
         self._warm_up()
         self.queue: Deque[dict] = deque()
         self.job: Optional[dict] = None
@@ -184,6 +197,11 @@ class ManipulationControllerNode(Node):
         self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
         self.create_timer(1.0 / p['rate_hz'], self._on_timer)
         self.create_timer(1.0, self._on_diag_timer)
+        # Wall clock: while it plans, the sim graph stops sim time (sync_planning), and so
+        # every node-clock timer. Runs only while a plan is in flight.
+        self._plan_poll = self.create_timer(0.002, self._on_plan_poll,
+                                            clock=Clock(clock_type=ClockType.STEADY_TIME),
+                                            autostart=False)
         self.stats = {'ok': 0, 'failed': 0, 'replans': 0, 'plan_ms': []}
 
     def _warm_up(self) -> None:
@@ -193,8 +211,10 @@ class ManipulationControllerNode(Node):
         pose = (x, float(sc.belt['y']), float(sc.belt['top_z']) + 0.03, 0.0)
         wall0 = time.monotonic()
         try:
-            self.planner.plan_pick_place(self.planner.home, pose, 'reject',
-                                         belt_velocity=(self.odometer.max_speed_mps / 2, 0, 0))
+            with self._planner_lock:
+                self.planner.plan_pick_place(self.planner.home, pose, 'reject',
+                                             belt_velocity=(self.odometer.max_speed_mps / 2,
+                                                            0, 0))
         except (LeptonError, ValueError) as exc:
             self.get_logger().warning(f'warm-up plan failed ({exc}); planning time unknown')
             return
@@ -272,7 +292,8 @@ class ManipulationControllerNode(Node):
         self.pub_traj.publish(hold)
 
     def _drop_next(self) -> None:
-        """Put the pick planned to follow the current one back in the queue."""
+        """Put the pick planned (or in planning) to follow the current one back in the queue."""
+        self._cancel_planning()
         if self.next_job is not None:
             self.queue.appendleft(self.next_job['decision'])
             self.next_job = None
@@ -291,23 +312,31 @@ class ManipulationControllerNode(Node):
         if not self.halted:
             return
         self.halted = False
-        job, self.interrupted = self.interrupted, None
+        self._place_interrupted(self._now())
+
+    def _place_interrupted(self, now: float) -> None:
+        """Finish the pick a stop interrupted: place a held part, or report the pick failed."""
+        job = self.interrupted
         if job is None:
             return
-        now = self._now()
+        traj, error = None, 'interrupted by a stop before the grasp'
+        if (self.holding or job['held']) and self.q is not None:
+            if not self._planner_lock.acquire(blocking=False):
+                return      # a dropped plan is ending in the planning thread: the timer retries
+            try:
+                traj = self._plan_place(self.q, job['decision']['bin'])
+            except (LeptonError, ValueError) as exc:
+                error = f'cannot place the held part after the stop: {exc}'
+            finally:
+                self._planner_lock.release()
+        self.interrupted = None
         self.job = job
-        if not (self.holding or job['held']) or self.q is None:
-            self._fail('interrupted by a stop before the grasp', now)
-            return
-        try:
-            traj = self._plan_place(self.q, job['decision']['bin'])
-        except (LeptonError, ValueError) as exc:
-            self._fail(f'cannot place the held part after the stop: {exc}', now)
+        if traj is None:
+            self._fail(error, now)
             return
         job['checked'] = True
         job['events'] = []
         self._send(traj, now, job)
-        self.job = job
 
     def _plan_place(self, q: np.ndarray, bin_name: str):
         """Plan up to the clearance height, over the bin, release (a part is held)."""
@@ -371,59 +400,119 @@ class ManipulationControllerNode(Node):
 
     def _start(self, decision: dict, now: float, after: Optional[dict] = None) -> None:
         """
-        Plan and send one pick: now, or (``after``, a job in progress) to follow that job.
+        Plan one pick: now, or (``after``, a job in progress) to follow that job.
 
-        A pick planned to follow another starts from that job's last pose at its end time
-        (the follower queues it); if it cannot be planned, the decision simply goes back to
-        the queue.
+        The plan runs in the planning thread; ``_planned`` sends it when it ends. A pick
+        planned to follow another starts from that job's last pose at its end time (the
+        follower queues it); if it cannot be planned, the decision simply goes back to the
+        queue.
         """
         job = {'decision': decision, 't0': now, 'held': False}
         if after is None:
             self.job = job
             self._publish_active()      # before planning: the belt guard must not stop under it
-        lead = self._lead()
-        q_from = self.q if after is None else after['q_end']
-        for attempt in range(2):
-            t_start = now + lead if after is None else after['t_end'] + self.release_margin
-            pose = self._predict(decision, t_start)
-            if not all(math.isfinite(v) for v in pose):
-                if after is not None:
-                    self._not_ahead_of(after, decision)
-                    return
-                self._finish(False, f'rejected: pick pose is not finite {pose}')
+        self._submit({'job': job, 'decision': decision, 'after': after, 'now': now,
+                      'lead': self._lead(), 'attempt': 0})
+
+    def _submit(self, request: dict) -> None:
+        """Hand one planning attempt of ``request`` to the planning thread."""
+        decision, after, now = request['decision'], request['after'], request['now']
+        if after is None:
+            t_start, q_from = now + request['lead'], self.q
+        else:
+            t_start, q_from = after['t_end'] + self.release_margin, after['q_end']
+        pose = self._predict(decision, t_start)
+        if not all(math.isfinite(v) for v in pose):
+            if after is not None:
+                self._not_ahead_of(after, decision)
                 return
+            self._finish(False, f'rejected: pick pose is not finite {pose}')
+            return
+        velocity = self.odometer.velocity
+        request.update(t_start=t_start, pose=pose, belt_v=velocity, wall0=time.monotonic())
+        self.pub_planning.publish(Bool(data=True))
+        request['future'] = self._planner_thread.submit(
+            self._plan_pick_place, q_from, pose, decision['bin'], velocity,
+            self._press_depth(decision))
+        self._planning = request
+        self._plan_poll.reset()
+
+    def _plan_pick_place(self, q_from, pose, bin_name: str, velocity: float, press: float):
+        """Plan a pick (the planning thread); return the plan and its wall time."""
+        with self._planner_lock:
             wall0 = time.monotonic()
-            self.pub_planning.publish(Bool(data=True))
-            try:
-                traj = self.planner.plan_pick_place(
-                    q_from, pose, decision['bin'],
-                    belt_velocity=(self.odometer.velocity, 0.0, 0.0),
-                    press_depth=self._press_depth(decision))
-            except (LeptonError, ValueError) as exc:   # unreachable, NaN, bad bin: carry on
-                self.pub_planning.publish(Bool(data=False))
-                if after is not None:       # plan it later, from where the arm will be
-                    self._not_ahead_of(after, decision)
-                    return
-                self._planning_failed(decision, pose, exc, now)
+            traj = self.planner.plan_pick_place(q_from, pose, bin_name,
+                                                belt_velocity=(velocity, 0.0, 0.0),
+                                                press_depth=press)
+            return traj, time.monotonic() - wall0
+
+    def _on_plan_poll(self) -> None:
+        """Take the plan in flight when it ends (wall-clock timer: sim time may be stopped)."""
+        request = self._planning
+        if request is not None and not request['future'].done():
+            return
+        self._plan_poll.cancel()
+        if request is None:
+            return
+        self._planning = None
+        exc = request['future'].exception()
+        if exc is not None and not isinstance(exc, (LeptonError, ValueError)):
+            raise exc       # a defect, not a pose the arm cannot reach: fail loudly
+        self._planned(request, exc)
+
+    def _cancel_planning(self) -> None:
+        """Drop the plan in flight (it is discarded when it ends); requeue its decision."""
+        request, self._planning = self._planning, None
+        if request is None:
+            return
+        self._plan_poll.cancel()
+        self._requeue(request)
+
+    def _requeue(self, request: dict) -> None:
+        """Put a decision whose plan will not be sent back at the head of the queue."""
+        self.pub_planning.publish(Bool(data=False))
+        if self.job is request['job']:
+            self.job = None
+        self.queue.appendleft(request['decision'])
+
+    def _planned(self, request: dict, exc: Optional[Exception]) -> None:
+        """Send a plan that has ended in the planning thread, or deal with its failure."""
+        job, decision, after, now = (request[k] for k in ('job', 'decision', 'after', 'now'))
+        if self.halted or (after is None and self.job is not job) or (
+                after is not None and (self.job is not after or self.next_job is not None)):
+            self._requeue(request)     # overtaken while it planned
+            return
+        if exc is not None:     # unreachable, NaN, bad bin: carry on
+            self.pub_planning.publish(Bool(data=False))
+            if after is not None:       # plan it later, from where the arm will be
+                self._not_ahead_of(after, decision)
                 return
-            wall = time.monotonic() - wall0
-            self.plan_wall_s.append(wall)
-            self.job['plan_ms'] = round(1e3 * wall, 2)
-            spent = 0.0 if self.sim_pauses else wall * self._rtf()
-            if after is not None and spent > t_start - now:
-                self.pub_planning.publish(Bool(data=False))
-                self._not_ahead_of(after, decision)     # too late to follow on
-                return
-            if spent <= lead or attempt == 1 or after is not None:
-                break
+            self._planning_failed(decision, request['pose'], exc, now)
+            return
+        traj, plan_wall = request['future'].result()
+        self.plan_wall_s.append(plan_wall)
+        job['plan_ms'] = round(1e3 * plan_wall, 2)
+        wall = time.monotonic() - request['wall0']      # with any wait for the planner
+        v, pose, t_start = request['belt_v'], request['pose'], request['t_start']
+        if abs(self.odometer.velocity - v) > BELT_TOLERANCE_MPS:
+            decision['retry_at'] = self._now()      # planned for a belt that has changed
+            self._requeue(request)
+            return
+        spent = 0.0 if self.sim_pauses else wall * self._rtf()
+        if after is not None and spent > t_start - now:
+            self.pub_planning.publish(Bool(data=False))
+            self._not_ahead_of(after, decision)     # too late to follow on
+            return
+        if spent > request['lead'] and request['attempt'] == 0 and after is None:
             self.pub_planning.publish(Bool(data=False))
             # planning took longer than the lead: the arm would start late and miss a
             # moving part; plan once more for a later start
             self.get_logger().warning(f'planning took ~{spent:.2f} s sim, more than the '
-                                      f'{lead:.2f} s lead: planning again',
+                                      f'{request["lead"]:.2f} s lead: planning again',
                                       throttle_duration_sec=10.0)
-            lead = 1.5 * spent + 0.2
-        v = self.odometer.velocity
+            request.update(lead=1.5 * spent + 0.2, attempt=1)
+            self._submit(request)
+            return
         contact_x = pose[0] + v * float(traj.marks.get('contact', 0.0))
         if v > 0.0 and contact_x > self.contact_x_max:
             self.pub_planning.publish(Bool(data=False))
@@ -441,8 +530,8 @@ class ManipulationControllerNode(Node):
             return
         self.get_logger().info(
             f'part {decision["part_id"]}: pick at {np.round(pose, 3).tolist()} '
-            f'(belt {self.odometer.velocity:.3f} m/s), start {t_start:.2f} s '
-            f'({"after the current pick" if after else f"lead {lead:.2f} s"}), '
+            f'(belt {v:.3f} m/s), start {t_start:.2f} s '
+            f'({"after the current pick" if after else "lead %.2f s" % request["lead"]}), '
             f'contact at +{traj.marks.get("contact", float("nan")):.2f} s')
         job['belt_v'] = v
         self._send(traj, t_start, job)
@@ -483,11 +572,16 @@ class ManipulationControllerNode(Node):
     def _go_home(self, now: float) -> None:
         if self.q is None:
             return
+        if not self._planner_lock.acquire(blocking=False):
+            self.pending_home = True    # a dropped plan is ending: the next tick tries again
+            return
         try:
             traj = self.planner.plan_home(self.q)
         except LeptonError as exc:
             self.get_logger().error(f'cannot plan home: {exc}')
             return
+        finally:
+            self._planner_lock.release()
         self._drop_next()
         self.job = {'decision': None, 't0': now, 'home': True}
         self._send(traj, now, self.job)
@@ -508,7 +602,7 @@ class ManipulationControllerNode(Node):
     def _fail(self, error: str, now: float) -> None:
         if self.next_job is not None:
             self._publish_hold()        # cancels the queued follow-on pick too
-            self._drop_next()
+        self._drop_next()
         self.pub_gripper.publish(Bool(data=False))
         self._finish(False, error)
         self._go_home(now)
@@ -555,7 +649,10 @@ class ManipulationControllerNode(Node):
                 elif self._can_plan_ahead(job):
                     self._plan_ahead(job, now)
         self._publish_active()     # also 'idle' between picks: the belt guard acts then
-        if self.job is not None or self.halted or self.q is None:
+        if self.interrupted is not None and not self.halted:
+            self._place_interrupted(now)    # a resume found the planner busy
+        if self.job is not None or self.halted or self.q is None or self._planning is not None \
+                or self.interrupted is not None:
             return
         if self.pending_home:
             self.pending_home = False
@@ -570,7 +667,8 @@ class ManipulationControllerNode(Node):
 
     def _can_plan_ahead(self, job: dict) -> bool:
         """Return True when the next pick may be planned to follow ``job``."""
-        return (self.pipeline and self.next_job is None and job.get('checked', False)
+        return (self.pipeline and self.next_job is None and self._planning is None
+                and job.get('checked', False)
                 and 'q_end' in job and not self.halted and not self.pending_home
                 and bool(self.queue) and self.odometer.settled(BELT_TOLERANCE_MPS))
 
@@ -641,6 +739,12 @@ class ManipulationControllerNode(Node):
             self._active = active
             self._active_t = now
             self.pub_active.publish(String(data=json.dumps({'part_id': active})))
+
+    def destroy_node(self) -> None:
+        """Stop the planning thread (a plan in flight ends first), then the node."""
+        self._planning = None
+        self._planner_thread.shutdown(wait=True, cancel_futures=True)
+        super().destroy_node()
 
     def _on_diag_timer(self) -> None:
         """Publish diagnostics."""
