@@ -5,8 +5,8 @@ From one FP32 detector model, builds INT8 variants (QDQ vs QOperator, per-channe
 per-tensor, with and without the first conv quantised), counts the operators ONNX Runtime
 actually runs after its graph optimisations (is every Conv a QLinearConv, or is it
 DequantizeLinear -> float Conv?), and measures per-call latency at batch 1 and 8 with 2
-threads, interleaved with FP32, plus crop-level accuracy on validation crops. Also records
-the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a test. Usage::
+threads and with 1 (block-interleaved with FP32), plus crop-level accuracy on validation
+crops. Also records the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a test. Usage::
 
     nice -n 10 .venv/bin/python benchmarks/bench_int8_formats.py --data DIR --out x.json
 """
@@ -84,8 +84,14 @@ def _quantize(fp32, out, calib, fmt, per_channel, exclude_first):
     onnx.save(proto, str(out))
 
 
-def _latency(sessions, inputs, iters):
-    """Return p50 ms per session name and batch, interleaving the sessions."""
+def _latency(sessions, inputs, iters, block=10, skip=2):
+    """
+    Return p50 ms per session name and batch.
+
+    Block-interleaved: each round runs every session for ``block`` consecutive calls and
+    counts all but the first ``skip``. One-by-one interleaving (before session 7) let the
+    pool threads of the session just run, still spinning, slow the next one.
+    """
     from lepton_robot.detector.metadata import INPUT_NAME
     result = {name: {} for name in sessions}
     for batch, x in inputs.items():
@@ -93,11 +99,13 @@ def _latency(sessions, inputs, iters):
             for _ in range(10):
                 sess.run(None, {INPUT_NAME: x})
         samples = {name: [] for name in sessions}
-        for _ in range(iters):
+        for _ in range(max(1, iters // (block - skip))):
             for name, sess in sessions.items():
-                t0 = time.perf_counter()
-                sess.run(None, {INPUT_NAME: x})
-                samples[name].append((time.perf_counter() - t0) * 1e3)
+                for i in range(block):
+                    t0 = time.perf_counter()
+                    sess.run(None, {INPUT_NAME: x})
+                    if i >= skip:
+                        samples[name].append((time.perf_counter() - t0) * 1e3)
         for name, s in samples.items():
             result[name][batch] = {'p50_ms': round(float(np.percentile(s, 50)), 4),
                                    'p10_ms': round(float(np.percentile(s, 10)), 4)}
@@ -110,7 +118,9 @@ def main(argv=None):
     parser.add_argument('--model', default=None, help='FP32 ONNX (default: shipped)')
     parser.add_argument('--data', required=True, help='datagen dir (validation crops)')
     parser.add_argument('--iters', type=int, default=300)
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, nargs='+', default=[2, 1],
+                        help='intra-op thread counts to time (the first one also counts the '
+                             'operators)')
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
 
@@ -139,8 +149,13 @@ def main(argv=None):
     report = {'cpu': _cpu_flags(), 'threads': args.threads, 'model': str(fp32),
               'input_size': meta.input_size, 'n_val_crops': int(len(x_all)),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'variants': {}}
-    sessions = {name: _session(path, args.threads) for name, path in variants.items()}
-    lat = _latency(sessions, {'batch1': x_all[:1], 'batch8': x_all[:8]}, args.iters)
+    by_threads = {}
+    for threads in args.threads:
+        sessions = {name: _session(path, threads) for name, path in variants.items()}
+        by_threads[threads] = _latency(sessions, {'batch1': x_all[:1], 'batch8': x_all[:8]},
+                                       args.iters)
+    lat = by_threads[args.threads[0]]
+    sessions = {name: _session(path, args.threads[0]) for name, path in variants.items()}
     for name, path in variants.items():
         outs = {k: [] for k in OUTPUT_NAMES}
         for i in range(0, len(x_all), 256):
@@ -156,7 +171,15 @@ def main(argv=None):
                                       / lat['fp32']['batch1']['p50_ms'], 3),
             'over_fp32_batch8': round(lat[name]['batch8']['p50_ms']
                                       / lat['fp32']['batch8']['p50_ms'], 3),
-            'accuracy': acc, 'ops_after_ort_optimisation': _op_counts(path, args.threads, work)}
+            'by_threads': {
+                str(t): {'latency': by[name],
+                         'over_fp32_batch1': round(by[name]['batch1']['p50_ms']
+                                                   / by['fp32']['batch1']['p50_ms'], 3),
+                         'over_fp32_batch8': round(by[name]['batch8']['p50_ms']
+                                                   / by['fp32']['batch8']['p50_ms'], 3)}
+                for t, by in by_threads.items()},
+            'accuracy': acc,
+            'ops_after_ort_optimisation': _op_counts(path, args.threads[0], work)}
     from _report import emit
     emit(report, args.out, indent=2)
     return 0

@@ -111,6 +111,17 @@ def table_rows(res: dict) -> list:
                          f'{_fmt(r.get("int8_condition_accuracy_loss_pt"))} pt',
                          f'<= 0.6 ({"met" if g.get("int8_le_0.6x_fp32") else "not met"}); '
                          f'<= 0.5 pt ({"met" if g.get("int8_loss_le_0.5pt") else "not met"})'))
+            spread = d.get('int8_over_fp32_per_round', {}).get('int8_over_fp32_batch1')
+            if spread:
+                rows.append(('detector', 'INT8 / FP32 per round (batch 1): min / p50 / max',
+                             f'{_fmt(spread["min"])} / {_fmt(spread["p50"])} / '
+                             f'{_fmt(spread["max"])} ({spread["rounds"]} rounds)', ''))
+        if 'int8_over_fp32_batch1_1_thread' in r:
+            rows.append(('detector', 'INT8 / FP32 with 1 thread (p50, batch 1 / 8)',
+                         f'{_fmt(r["int8_over_fp32_batch1_1_thread"])} / '
+                         f'{_fmt(r.get("int8_over_fp32_batch8_1_thread"))}',
+                         '<= 0.6 (' + ('met' if g.get('int8_le_0.6x_fp32_1_thread')
+                                       else 'not met') + ')'))
         f = d.get('flops', {})
         rows.append(('detector', 'FLOP floor on 2 cores, batch 1 / 8',
                      f'{_fmt(f.get("floor_ms_batch1"))} / {_fmt(f.get("floor_ms_batch8"))} ms '
