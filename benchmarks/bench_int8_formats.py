@@ -6,7 +6,8 @@ per-tensor, with and without the first conv quantised), counts the operators ONN
 actually runs after its graph optimisations (is every Conv a QLinearConv, or is it
 DequantizeLinear -> float Conv?), and measures per-call latency at batch 1 and 8 with 2
 threads and with 1 (block-interleaved with FP32), plus crop-level accuracy on validation
-crops. Also records the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a test. Usage::
+crops. Also records the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a
+test. Usage::
 
     nice -n 10 .venv/bin/python benchmarks/bench_int8_formats.py --data DIR --out x.json
 """

@@ -26,6 +26,12 @@ What is measured, per decision (stamps, no probe hop on the measured path):
   JSON), image conversion, the detector's hand-off to its worker thread, JSON encode/decode
   and the supervisor's tracking and decision.
 
+The floor (``--floor``, on by default), per executor: plain rclpy, no project node, two
+processes set up as the nodes are (``benchmarks/_hop.py``): the same rendered frame as an
+``Image`` and an inspection-sized ``String`` at the camera rate, one-way p50 of each. The
+separate graph crosses one hop of each, so their sum is what rclpy and DDS alone cost it on
+this machine; ``separate_over_floor`` says how much the project adds.
+
 So that every frame yields a decision at once, the supervisor runs with ``min_views=1``,
 ``decide_views=1`` and a fast model belt (``max_belt_speed_mps=0.5`` at 100 %: consecutive
 frames are 0.125 m apart in belt coordinates, beyond the tracker's gate, so each frame's
@@ -44,6 +50,7 @@ import json
 import os
 from pathlib import Path
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -204,6 +211,27 @@ def measure(mode: str, specs, seconds: float, warmup: int, env: dict,
             'transport_incl_hop_to_probe_ms': _percentiles(to_probe)}
 
 
+def measure_floor(executor: str, frame: Path, seconds: float, rate_hz: float,
+                  env: dict) -> dict:
+    """Time plain rclpy hops of the frame and of an inspection-sized string (``_hop.py``)."""
+    hop = str(Path(__file__).resolve().parent / '_hop.py')
+    env = dict(env, LEPTON_EXECUTOR=executor)
+    out = Path(tempfile.mkdtemp(prefix='bench_transport_floor_')) / 'hop.json'
+    sub = subprocess.Popen([sys.executable, hop, 'sub', executor, str(seconds + 30), str(out)],
+                           env=env)
+    try:
+        subprocess.run([sys.executable, hop, 'pub', executor, str(seconds), str(frame),
+                        str(rate_hz)], env=env, check=True, timeout=seconds + 60)
+        sub.wait(timeout=60)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+    result = json.loads(out.read_text())
+    image, string = result['image_hop_ms'].get('p50'), result['string_hop_ms'].get('p50')
+    return {'executor': executor, **result,
+            'two_hops_p50_ms': round(image + string, 3) if image and string else None}
+
+
 def _cpu_of(graph) -> float:
     """Return the CPU seconds (user + system) of the graph's processes so far."""
     total = 0.0
@@ -233,6 +261,8 @@ def main(argv=None) -> int:
                     choices=['single', 'events'],
                     help="the nodes' rclpy executor (LEPTON_EXECUTOR): each is measured")
     ap.add_argument('--seed', type=int, default=5)
+    ap.add_argument('--no-floor', dest='floor', action='store_false',
+                    help='skip the plain-rclpy floor (two processes, no project node)')
     ap.add_argument('--out', default=None, help='write the JSON here too')
     args = ap.parse_args(argv)
 
@@ -246,8 +276,12 @@ def main(argv=None) -> int:
     env.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
     info = render_frames(work / 'frames', args.frames, args.seed)
     specs = graph_specs(work / 'frames', info, args.model, args.rate)
-    results = {}
+    results, floor = {}, {}
     for executor in args.executors:
+        if args.floor:
+            floor[executor] = measure_floor(executor, work / 'frames' / '0000.png',
+                                            args.seconds, args.rate, env)
+            print(f'floor ({executor}): {floor[executor]}', file=sys.stderr, flush=True)
         for mode in args.modes:
             if mode == 'composed-dds' and executor != 'single':
                 continue
@@ -257,7 +291,7 @@ def main(argv=None) -> int:
     report = {'benchmark': 'transport', 'camera_rate_hz': args.rate,
               'seconds_per_mode': args.seconds, 'ros_domain_id': int(env['ROS_DOMAIN_ID']),
               'cpus': os.cpu_count(), 'load_avg_1m': round(os.getloadavg()[0], 2),
-              'results': results}
+              'results': results, 'floor': floor}
     goals = {}
     for key, r in results.items():
         limit = 2.0 if r['mode'] == 'separate' else 0.5
@@ -269,6 +303,10 @@ def main(argv=None) -> int:
                  ('separate+events', 'separate'), ('composed+events', 'composed')):
         if p50.get(a) and p50.get(b):
             ratios[f'{a}_over_{b}_p50'] = round(p50[a] / p50[b], 3)
+    for executor, f in floor.items():
+        key = 'separate' if executor == 'single' else f'separate+{executor}'
+        if p50.get(key) and f.get('two_hops_p50_ms'):
+            ratios[f'{key}_over_floor_p50'] = round(p50[key] / f['two_hops_p50_ms'], 3)
     report['ratios'] = ratios
     from _report import emit
     emit(report, args.out)

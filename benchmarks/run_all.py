@@ -161,6 +161,12 @@ def table_rows(res: dict) -> list:
                          f'(n={tr.get("n")}; detector {_fmt(v["detector_ms"].get("p50"))} ms; '
                          f'{_fmt(v["graph_cpu_ms_per_decision"])} ms CPU/decision)',
                          f'p50 {goals[mode]} ({"met" if met else "not met"})'))
+        for executor, f in t.get('floor', {}).items():
+            rows.append(('transport', f'floor: plain rclpy, 2 processes, {executor} executor: '
+                         'image hop + inspection-sized string hop, p50',
+                         f'{_fmt(f["image_hop_ms"].get("p50"))} + '
+                         f'{_fmt(f["string_hop_ms"].get("p50"))} = '
+                         f'{_fmt(f.get("two_hops_p50_ms"))} ms', ''))
         for name, ratio in t.get('ratios', {}).items():
             label = name.replace('_over_', ' / ').replace('_p50', '')
             rows.append(('transport', f'ratio {label} (p50)', _fmt(ratio), ''))

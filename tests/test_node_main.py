@@ -103,3 +103,16 @@ def test_composed_nodes_have_their_own_executor_thread(mode):
     else:
         assert 'status 1' in out, out
         assert "[FATAL] node ticker crashed: RuntimeError('ticker broke')" in out, out
+
+
+def test_frame_buffer_tuning_applies_on_glibc_and_can_be_turned_off(monkeypatch):
+    """Every node process sets glibc's thresholds unless ``LEPTON_MALLOC_TUNING=0``."""
+    import platform
+
+    from lepton_robot.ros.node_main import keep_frame_buffers
+    monkeypatch.setenv('LEPTON_MALLOC_TUNING', '0')
+    assert keep_frame_buffers() is False
+    monkeypatch.delenv('LEPTON_MALLOC_TUNING')
+    if platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc':
+        pytest.skip('mallopt is glibc only')
+    assert keep_frame_buffers() is True

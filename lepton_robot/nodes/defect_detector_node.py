@@ -169,6 +169,9 @@ class DefectDetectorNode(Node):
                 self._stats['dropped'] += 1
             self._pending = msg
             self._lock.notify()
+        # Give up the GIL: the worker starts on the frame now, not after this thread has
+        # gone back into its executor's wait (rclpy rebuilds the wait set in Python).
+        time.sleep(0)
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         """Remember the intrinsics (used to place markers when no world pose is known)."""
