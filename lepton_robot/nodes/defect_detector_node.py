@@ -253,7 +253,8 @@ class DefectDetectorNode(Node):
         self._frame_id = frame_id
         payload = result.to_payload(stamp, frame_id)
         self._pub_parts.publish(String(data=interfaces.dumps(payload)))
-        self._pub_markers.publish(self._markers(result, msg))
+        if self._pub_markers.get_subscription_count() > 0:   # RViz: built only when watched
+            self._pub_markers.publish(self._markers(result, msg))
         total = (time.perf_counter() - t0) * 1e3
         with self._lock:
             self._stats['processed'] += 1
