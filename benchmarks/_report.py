@@ -1,8 +1,49 @@
-"""The benchmarks' common tail: print the JSON report and write it to ``--out``."""
+"""
+The benchmarks' common pieces: block-interleaved timing, and the JSON tail.
+
+The tail prints the report and writes it to ``--out``.
+"""
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+
+import numpy as np
+
+
+def interleaved(runners: Mapping[str, Callable[[Any], Any]], x: Any, iters: int,
+                block: int = 10, skip: int = 2
+                ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
+    """
+    Time each runner about ``iters`` times on ``x``, in rounds of ``block`` consecutive calls.
+
+    Each round runs every runner for a block and counts all its calls but the first
+    ``skip``, so each runner is timed in its steady state (as in a node, where one session
+    runs alone) while load drift still hits all runners alike. Calls interleaved one by
+    one (the method before session 7) favoured whichever runner followed a quiet one: the
+    thread pools of the runner just run (PyTorch's OpenMP, ONNX Runtime's) keep spinning
+    and slow the next call.
+
+    :return: ``(samples, rounds)``: every counted call's ms per runner, and each round's
+        p50 per runner.
+    """
+    for fn in runners.values():
+        for _ in range(block):
+            fn(x)
+    samples: Dict[str, List[float]] = {name: [] for name in runners}
+    rounds: Dict[str, List[float]] = {name: [] for name in runners}
+    for _ in range(max(1, iters // (block - skip))):
+        for name, fn in runners.items():
+            times = []
+            for i in range(block):
+                t0 = time.perf_counter()
+                fn(x)
+                if i >= skip:
+                    times.append((time.perf_counter() - t0) * 1e3)
+            samples[name].extend(times)
+            rounds[name].append(float(np.median(times)))
+    return samples, rounds
 
 
 def emit(report: Mapping[str, Any], out: Optional[Union[str, Path]] = None,

@@ -38,31 +38,6 @@ def _percentiles(samples_ms):
             'mean_ms': round(float(a.mean()), 4), 'n': int(len(a))}
 
 
-def _interleaved(runners, x, iters, block=10, skip=2):
-    """
-    Time each runner ``iters`` times in rounds of ``block`` consecutive calls.
-
-    :return: ``(samples, rounds)``: every counted call's ms per runner, and each round's
-        p50 per runner.
-    """
-    for fn in runners.values():
-        for _ in range(block):
-            fn(x)
-    samples = {name: [] for name in runners}
-    rounds = {name: [] for name in runners}
-    for _ in range(max(1, iters // (block - skip))):
-        for name, fn in runners.items():
-            times = []
-            for i in range(block):
-                t0 = time.perf_counter()
-                fn(x)
-                if i >= skip:
-                    times.append((time.perf_counter() - t0) * 1e3)
-            samples[name].extend(times)
-            rounds[name].append(float(np.median(times)))
-    return samples, rounds
-
-
 def _ratio_spread(rounds, num, den):
     """Return min / p50 / max over the rounds of the ratio of two runners' round p50s."""
     r = np.asarray(rounds[num]) / np.asarray(rounds[den])
@@ -163,12 +138,13 @@ def main(argv=None):
     else:
         report['tensorrt'] = f'skipped: {reason}'
 
-    # Interleaved: every round times each runner once, so load drift on a shared machine
-    # hits all of them alike and the ratios stay meaningful.
+    # Block-interleaved (_report.interleaved): each runner in its steady state, and load
+    # drift on a shared machine hits all of them alike, so the ratios stay meaningful.
+    from _report import interleaved
+    batches = (('batch1', x1, args.iters), ('batch8', x8, max(40, args.iters // 4)))
     spread = {}
-    for batch_name, x, iters in (('batch1', x1, args.iters),
-                                 ('batch8', x8, max(40, args.iters // 4))):
-        samples, rounds = _interleaved(runners, x, iters)
+    for batch_name, x, iters in batches:
+        samples, rounds = interleaved(runners, x, iters)
         for name, values in samples.items():
             stats = _percentiles(values)
             stats['throughput_crops_per_s'] = round(len(x) * 1000.0 / stats['mean_ms'], 1)
@@ -184,9 +160,8 @@ def main(argv=None):
                for name, path in (('ort_fp32', fp32_path), ('ort_int8', int8_path))}
         backends.extend(one.values())
         report['latency_1_thread'] = {}
-        for batch_name, x, iters in (('batch1', x1, args.iters),
-                                     ('batch8', x8, max(40, args.iters // 4))):
-            samples, rounds = _interleaved({k: b.infer for k, b in one.items()}, x, iters)
+        for batch_name, x, iters in batches:
+            samples, rounds = interleaved({k: b.infer for k, b in one.items()}, x, iters)
             for name, values in samples.items():
                 report['latency_1_thread'].setdefault(name, {})[batch_name] = \
                     _percentiles(values)

@@ -17,7 +17,6 @@ from collections import Counter
 import os
 from pathlib import Path
 import tempfile
-import time
 
 import numpy as np
 
@@ -85,28 +84,16 @@ def _quantize(fp32, out, calib, fmt, per_channel, exclude_first):
     onnx.save(proto, str(out))
 
 
-def _latency(sessions, inputs, iters, block=10, skip=2):
-    """
-    Return p50 ms per session name and batch.
+def _latency(sessions, inputs, iters):
+    """Return p50 ms per session name and batch, block-interleaved (``_report.interleaved``)."""
+    from _report import interleaved
 
-    Block-interleaved: each round runs every session for ``block`` consecutive calls and
-    counts all but the first ``skip``. One-by-one interleaving (before session 7) let the
-    pool threads of the session just run, still spinning, slow the next one.
-    """
     from lepton_robot.detector.metadata import INPUT_NAME
+    runners = {name: (lambda x, sess=sess: sess.run(None, {INPUT_NAME: x}))
+               for name, sess in sessions.items()}
     result = {name: {} for name in sessions}
     for batch, x in inputs.items():
-        for sess in sessions.values():
-            for _ in range(10):
-                sess.run(None, {INPUT_NAME: x})
-        samples = {name: [] for name in sessions}
-        for _ in range(max(1, iters // (block - skip))):
-            for name, sess in sessions.items():
-                for i in range(block):
-                    t0 = time.perf_counter()
-                    sess.run(None, {INPUT_NAME: x})
-                    if i >= skip:
-                        samples[name].append((time.perf_counter() - t0) * 1e3)
+        samples, _ = interleaved(runners, x, iters)
         for name, s in samples.items():
             result[name][batch] = {'p50_ms': round(float(np.percentile(s, 50)), 4),
                                    'p10_ms': round(float(np.percentile(s, 10)), 4)}
@@ -150,13 +137,14 @@ def main(argv=None):
     report = {'cpu': _cpu_flags(), 'threads': args.threads, 'model': str(fp32),
               'input_size': meta.input_size, 'n_val_crops': int(len(x_all)),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'variants': {}}
-    by_threads = {}
+    by_threads, first = {}, None
     for threads in args.threads:
         sessions = {name: _session(path, threads) for name, path in variants.items()}
         by_threads[threads] = _latency(sessions, {'batch1': x_all[:1], 'batch8': x_all[:8]},
                                        args.iters)
-    lat = by_threads[args.threads[0]]
-    sessions = {name: _session(path, args.threads[0]) for name, path in variants.items()}
+        if first is None:
+            first = sessions
+    lat, sessions = by_threads[args.threads[0]], first     # accuracy on the first count
     for name, path in variants.items():
         outs = {k: [] for k in OUTPUT_NAMES}
         for i in range(0, len(x_all), 256):

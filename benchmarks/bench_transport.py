@@ -26,7 +26,7 @@ What is measured, per decision (stamps, no probe hop on the measured path):
   JSON), image conversion, the detector's hand-off to its worker thread, JSON encode/decode
   and the supervisor's tracking and decision.
 
-The floor (``--floor``, on by default), per executor: plain rclpy, no project node, two
+The floor (on by default; ``--no-floor`` skips it), per executor: plain rclpy, no project node, two
 processes set up as the nodes are (``benchmarks/_hop.py``): the same rendered frame as an
 ``Image`` and an inspection-sized ``String`` at the camera rate, one-way p50 of each. The
 separate graph crosses one hop of each, so their sum is what rclpy and DDS alone cost it on

@@ -1,4 +1,4 @@
-"""Helpers for the end-to-end graph tests: a probe node that watches and drives the cell."""
+"""Helpers for the ROS 2 tests: a probe node that watches and drives the cell, and waits."""
 
 import json
 import time
@@ -102,6 +102,16 @@ class Probe:
     def close(self) -> None:
         """Stop spinning and shut down."""
         self.probe.close()
+
+
+def spin_until(executor, predicate: Callable[[], bool], timeout_s: float) -> bool:
+    """Spin ``executor`` until ``predicate()`` holds or ``timeout_s`` passes; return it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
 
 
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None,

@@ -5,10 +5,10 @@ Real node, real rclpy and DDS. The planner is held inside a plan (an Event it wa
 that the plan lasts as long as the test wants; on a real arm a plan takes up to ~0.8 s.
 """
 
-import random
 import threading
 import time
 
+from graph_harness import spin_until as _spin_until
 from lepton_robot.interfaces import (dumps, SCHEMA_CELL_STATE, SCHEMA_DECISION,
                                      TOPIC_CELL_STATE, TOPIC_JOINT_TRAJECTORY,
                                      TOPIC_MANIPULATION_PLANNING)
@@ -19,10 +19,8 @@ rclpy = pytest.importorskip('rclpy')
 
 
 @pytest.fixture
-def graph(monkeypatch):
-    """Yield (controller, probe node, executor) in one Context of a fresh domain."""
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+def graph():
+    """Yield (controller, probe node, executor) in one Context (the run's domain, conftest)."""
     from lepton_robot.nodes.manipulation_controller_node import ManipulationControllerNode
     from rclpy.executors import SingleThreadedExecutor
     ctx = rclpy.Context()
@@ -39,15 +37,6 @@ def graph(monkeypatch):
         probe.destroy_node()
         controller.destroy_node()
         rclpy.shutdown(context=ctx)
-
-
-def _spin_until(executor, condition, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return True
-        executor.spin_once(timeout_sec=0.01)
-    return condition()
 
 
 def _cell_state(state: str):

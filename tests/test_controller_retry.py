@@ -1,7 +1,5 @@
 """A missed grasp sends the next attempt at the same part deeper (real node, real rclpy)."""
 
-import random
-
 from lepton_robot.sim.arm import CUP_STROKE
 import pytest
 
@@ -9,9 +7,7 @@ rclpy = pytest.importorskip('rclpy')
 
 
 @pytest.fixture
-def controller(monkeypatch):
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 100)))
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+def controller():
     from lepton_robot.nodes.manipulation_controller_node import ManipulationControllerNode
     from rclpy.parameter import Parameter
     ctx = rclpy.Context()

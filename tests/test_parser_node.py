@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 import subprocess
-import time
 
 from conftest import REPO_ROOT
+from graph_harness import spin_until as _spin_until
 from lepton_robot.parser.runtime import default_model_path
 import pytest
 
@@ -27,15 +27,6 @@ UTTERANCES = [
     ('tell me a joke', 'unknown', {}),
     ('grab part twelve', 'pick', {'part_id': 12}),
 ]
-
-
-def _spin_until(executor, predicate, timeout_s):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        executor.spin_once(timeout_sec=0.05)
-    return predicate()
 
 
 def test_parameters_validated_in_process():
