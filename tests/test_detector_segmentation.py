@@ -1,5 +1,6 @@
 """Tests of the belt segmentation and part crops (synthetic belts and real sim renders)."""
 
+import cv2
 from detector_helpers import render_dataset
 import detector_synth as synth
 from lepton_robot.detector.dataset import iou, iter_matched, read_labels
@@ -93,6 +94,68 @@ def test_crop_near_the_border_is_padded_with_belt():
     crop = extract_crop(img, seg, seg.blobs[0], crop_px=80, out_size=40)
     assert crop.shape == (40, 40, 3)
     assert np.abs(crop[0, 0].astype(int) - synth.BELT).max() < 25
+
+
+def _specky_scene(seed):
+    """Touching parts, parts cut by the border, and specks below ``min_area``."""
+    rng = np.random.default_rng(seed)
+    parts = [{'center': (100, 120), 'shape': 'block', 'color': 'red'},
+             {'center': (124, 122), 'shape': 'block', 'color': 'red'},
+             {'center': (8, 60), 'shape': 'cylinder', 'color': 'blue'},
+             {'center': (230, 180), 'shape': 'plate', 'color': 'green'}]
+    img, _ = synth.scene(parts, seed=seed)
+    for _ in range(25):
+        y, x = int(rng.integers(0, img.shape[0] - 4)), int(rng.integers(0, img.shape[1] - 4))
+        img[y:y + 3, x:x + 3] = 255 - img[y:y + 3, x:x + 3]
+    return img
+
+
+@pytest.mark.parametrize('seed', range(4))
+def test_blob_statistics_match_their_definition(seed):
+    """
+    Each blob's box, area and centroid are those of its label's pixels in the whole image.
+
+    The segmenter takes them inside each component's window and drops specks with one
+    lookup; this checks both against the plain definition, splits and border parts included.
+    """
+    img = _specky_scene(seed)
+    config = SegmentationConfig(max_part_area=900)
+    seg = BeltSegmenter(config).segment(img)
+    present = set(np.unique(seg.labels)) - {0}
+    assert present == {b.label for b in seg.blobs}
+    assert len(seg.blobs) >= 4
+    for blob in seg.blobs:
+        ys, xs = np.nonzero(seg.labels == blob.label)
+        assert blob.area == len(xs) >= config.min_area
+        assert blob.bbox == (xs.min(), ys.min(), xs.max() + 1 - xs.min(),
+                             ys.max() + 1 - ys.min())
+        assert blob.centroid == (xs.mean(), ys.mean())
+    assert any(b.truncated for b in seg.blobs) and not all(b.truncated for b in seg.blobs)
+
+
+def test_crop_inside_and_across_the_border_agree_with_the_definition():
+    """The crop is the edge-replicated belt estimate, then the part's and free belt's pixels."""
+    img = _specky_scene(7)
+    seg = BeltSegmenter(SegmentationConfig(max_part_area=900)).segment(img)
+    h, w = img.shape[:2]
+    windows = set()
+    for blob in seg.blobs:
+        x, y, bw, bh = blob.bbox
+        side = max(48, max(bw, bh) + 4)
+        x0, y0 = int(round(x + bw / 2.0 - side / 2.0)), int(round(y + bh / 2.0 - side / 2.0))
+        by = np.clip(np.arange(y0, y0 + side), 0, h - 1)
+        bx = np.clip(np.arange(x0, x0 + side), 0, w - 1)
+        want = seg.background[by[:, None], bx[None, :]].copy()
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, w), min(y0 + side, h)
+        windows.add((sx0, sy0, sx1, sy1) == (x0, y0, x0 + side, y0 + side))
+        lab = seg.labels[sy0:sy1, sx0:sx1]
+        others = ((lab != 0) & (lab != blob.label)).astype(np.uint8)
+        if others.any():
+            others = cv2.dilate(others, np.ones((5, 5), np.uint8))
+        keep = (others == 0) | (lab == blob.label)
+        want[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0][keep] = img[sy0:sy1, sx0:sx1][keep]
+        assert np.array_equal(extract_crop(img, seg, blob, crop_px=48, out_size=side), want)
+    assert windows == {True, False}      # windows inside the image and across its border
 
 
 @pytest.mark.parametrize('bad', [None, np.zeros((10, 10), np.uint8),

@@ -161,9 +161,15 @@ class BeltSegmenter:
     def foreground(self, image: np.ndarray, background: np.ndarray) -> np.ndarray:
         """Return the uint8 (0/255) foreground mask after cleaning and hole filling."""
         c = self.config
-        diff = image.astype(np.int16) - background.astype(np.int16)
-        dist = np.sqrt(np.sum(diff.astype(np.float32) ** 2, axis=2))
-        mask = (dist > c.diff_threshold).astype(np.uint8) * 255
+        # Euclidean BGR distance; every intermediate is an integer below 2**24, so float32
+        # holds it exactly (the channel sum is unrolled: numpy's reduce over a last axis
+        # of 3 is several times slower).
+        diff = cv2.absdiff(image, background).astype(np.float32)
+        np.multiply(diff, diff, out=diff)
+        dist = diff[..., 0] + diff[..., 1]
+        dist += diff[..., 2]
+        np.sqrt(dist, out=dist)
+        mask = (dist > c.diff_threshold).view(np.uint8) * np.uint8(255)
         if c.roi is not None:
             x, y, w, h = c.roi
             roi_mask = np.zeros_like(mask)
@@ -190,17 +196,30 @@ class BeltSegmenter:
         image = check_image(image)
         background = self.estimate_background(image)
         mask = self.foreground(image, background)
-        n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        labels = labels.astype(np.int32)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8,
+                                                               ltype=cv2.CV_32S)
         c = self.config
+        areas = stats[:, cv2.CC_STAT_AREA]
+        noise = areas < c.min_area
+        noise[0] = False
+        if noise.any():             # one lookup for all the noise specks, not a pass each
+            lut = np.arange(n, dtype=np.int32)
+            lut[noise] = 0
+            labels = lut[labels]
+        # Every label's pixels lie inside a known window: its component's bounding box, which
+        # also holds the pieces a split makes of it. Blob statistics are taken there.
+        windows = {}
         next_label = n
         for i in range(1, n):
-            area = int(stats[i, cv2.CC_STAT_AREA])
-            if area < c.min_area:
-                labels[labels == i] = 0
-            elif c.max_part_area and area > c.max_part_area:
+            if noise[i]:
+                continue
+            x, y, w, h = (int(v) for v in stats[i, :4])
+            windows[i] = (x, y, w, h)
+            if c.max_part_area and areas[i] > c.max_part_area:
+                first = next_label
                 next_label = self._split(labels, i, next_label)
-        return Segmentation(self._blobs(labels, image.shape), labels, background)
+                windows.update((piece, (x, y, w, h)) for piece in range(first, next_label))
+        return Segmentation(self._blobs(labels, image.shape, windows), labels, background)
 
     def _split(self, labels: np.ndarray, label: int, next_label: int) -> int:
         """Split blob ``label`` in place with a distance-transform watershed."""
@@ -248,7 +267,14 @@ class BeltSegmenter:
             next_label += 1
         return next_label
 
-    def _blobs(self, labels: np.ndarray, shape: Tuple[int, ...]) -> List[Blob]:
+    def _blobs(self, labels: np.ndarray, shape: Tuple[int, ...],
+               windows: Mapping[int, Tuple[int, int, int, int]]) -> List[Blob]:
+        """
+        Describe every labelled blob; drop (zero) those a split left below ``min_area``.
+
+        :param windows: ``{label: (x, y, w, h)}``, a window holding all of that label's
+            pixels (a label may be absent from the image, e.g. a watershed piece).
+        """
         c = self.config
         h, w = shape[:2]
         if c.roi is not None:
@@ -258,13 +284,18 @@ class BeltSegmenter:
             lo_x, lo_y, hi_x, hi_y = 0, 0, w, h
         m = c.border_margin
         blobs = []
-        for label in np.unique(labels):
-            if label == 0:
+        for label in sorted(windows):
+            wx, wy, ww, wh = windows[label]
+            region = labels[wy:wy + wh, wx:wx + ww]
+            inside = region == label
+            ys, xs = np.nonzero(inside)     # row-major order, as over the whole image
+            if not len(xs):
                 continue
-            ys, xs = np.nonzero(labels == label)
             if len(xs) < c.min_area:
-                labels[labels == label] = 0
+                region[inside] = 0
                 continue
+            xs += wx
+            ys += wy
             x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
             truncated = (x0 < lo_x + m or y0 < lo_y + m or x1 > hi_x - m or y1 > hi_y - m)
             blobs.append(Blob(label=int(label), bbox=(x0, y0, x1 - x0, y1 - y0),
@@ -292,11 +323,13 @@ def extract_crop(image: np.ndarray, seg: Segmentation, blob: Blob, crop_px: int,
     cx, cy = x + w / 2.0, y + h / 2.0
     x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
     img_h, img_w = image.shape[:2]
-    out = np.empty((side, side, 3), np.uint8)
     # Belt estimate everywhere first (edge-replicated beyond the image).
-    bx = np.clip(np.arange(x0, x0 + side), 0, img_w - 1)
-    by = np.clip(np.arange(y0, y0 + side), 0, img_h - 1)
-    out[:] = seg.background[by[:, None], bx[None, :]]
+    if x0 >= 0 and y0 >= 0 and x0 + side <= img_w and y0 + side <= img_h:
+        out = seg.background[y0:y0 + side, x0:x0 + side].copy()
+    else:
+        bx = np.clip(np.arange(x0, x0 + side), 0, img_w - 1)
+        by = np.clip(np.arange(y0, y0 + side), 0, img_h - 1)
+        out = seg.background[by[:, None], bx[None, :]]
     sx0, sy0 = max(x0, 0), max(y0, 0)
     sx1, sy1 = min(x0 + side, img_w), min(y0 + side, img_h)
     if sx1 > sx0 and sy1 > sy0:
@@ -307,7 +340,7 @@ def extract_crop(image: np.ndarray, seg: Segmentation, blob: Blob, crop_px: int,
             others = cv2.dilate(others, np.ones((5, 5), np.uint8))
         keep = (others == 0) | (lab == blob.label)
         dst = out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
-        dst[keep] = patch[keep]
+        np.copyto(dst, patch, where=keep[:, :, None])
     if side != out_size:
         out = cv2.resize(out, (out_size, out_size), interpolation=cv2.INTER_AREA)
     return out
