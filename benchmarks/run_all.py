@@ -137,6 +137,13 @@ def table_rows(res: dict) -> list:
                          f'({_fmt(r.get("pipeline_tta_over_no_tta_p50"))}x)')
             rows.append(('detector', 'whole frame (segment, crops, CNN) p50 / p99, ORT FP32',
                          text, ''))
+        i8 = d.get('pipeline_ort_int8')
+        if i8 and pipe:
+            rows.append(('detector', 'per frame as the node runs it (flip): INT8 / FP32 p50, '
+                         'inference only; whole frame',
+                         f'{_fmt(r.get("int8_over_fp32_frame_infer_p50"))} '
+                         f'({_fmt(i8["infer_p50_ms"])} / {_fmt(pipe["infer_p50_ms"])} ms); '
+                         f'{_fmt(r.get("int8_over_fp32_frame_p50"))}', ''))
     p = res.get('parser', {})
     if p.get('status') == 'ok':
         for backend, v in p['results'].items():
