@@ -39,6 +39,7 @@ ROS_WHEELS = [
     'ros-diagnostic-msgs',
     'ros-visualization-msgs',
     'ros-rosgraph-msgs',
+    'ros-lifecycle-msgs',   # the detector is a lifecycle node
 ]
 
 setup(

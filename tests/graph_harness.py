@@ -125,3 +125,26 @@ def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None
                              f'{graph.log_tail(dead[0], 30)}'
         assert time.monotonic() < deadline, f'timed out after {timeout_s} s waiting for {what}'
         time.sleep(poll_s)
+
+
+def first_answer(client, request, wait: Callable[[Callable[[], bool], float], bool],
+                 timeout_s: float = 60.0, attempt_s: float = 2.0):
+    """
+    Call a service until one call is answered; return that response (None: no answer).
+
+    ``service_is_ready`` means the server's request reader matched this client; the
+    server's response writer may not have matched this client's reader yet, and a
+    response sent before that is lost. Only for requests that may be repeated safely:
+    getters, or a ``ChangeState`` with an unknown label, which changes nothing and opens
+    the response path for the real transitions. ``wait(cond, seconds)`` spins or sleeps
+    until ``cond()`` or the time is up, and returns ``cond()``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not wait(client.service_is_ready, min(attempt_s, deadline - time.monotonic())):
+            continue
+        future = client.call_async(request)
+        if wait(future.done, attempt_s):
+            return future.result()
+        client.remove_pending_request(future)
+    return None

@@ -16,9 +16,10 @@ import math
 import os
 import signal
 import sqlite3
+import time
 
 from conftest import ros_env
-from graph_harness import Probe, wait_until
+from graph_harness import first_answer, Probe, wait_until
 from lepton_robot import paths
 from lepton_robot.launcher import Graph, parser_available, sim_graph
 import pytest
@@ -88,6 +89,42 @@ def _kill_hold_resume(graph, probe, name, settle_s=1.5):
     return latency
 
 
+def _deactivate_hold_activate(graph, probe, name):
+    """Deactivate the lifecycle node ``name`` over its service: hold in time; activate: go."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+    client = probe.node.create_client(ChangeState, f'/{name}/change_state')
+
+    def wait(cond, seconds):
+        deadline = time.monotonic() + seconds
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return cond()
+    noop = ChangeState.Request(transition=Transition(label='no-such-transition'))
+    assert first_answer(client, noop, wait), f'{name}/change_state never answered'
+
+    def change(transition_id):
+        future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        wait_until(future.done, 30, f'the answer of {name}/change_state', graph)
+        assert future.result().success, f'{name}: transition {transition_id} refused'
+
+    wait_until(lambda: not probe.state()['held'], 120, f'a running line before {name} stops',
+               graph)
+    t_off = probe.sim_time
+    change(Transition.TRANSITION_DEACTIVATE)
+
+    def hold():
+        return next((t for t, st in probe.states if t >= t_off and st['held']
+                     and name in (st['hold_reason'] or '')), None)
+    wait_until(hold, 60, f'the hold after deactivating {name}', graph)
+    latency = hold() - t_off
+    print(f'{name} deactivated at {t_off:.2f} s sim: held after {1e3 * latency:.0f} ms sim')
+    assert latency <= HOLD_WITHIN_S, f'held {latency:.3f} s (sim) after deactivating {name}'
+    change(Transition.TRANSITION_ACTIVATE)
+    wait_until(lambda: not probe.state()['held'], 120, f'the release after {name} is active',
+               graph)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not parser_available(), reason='the command parser model is not installed')
 def test_parser_and_controller_killed_hold_the_line_and_resume(tmp_path):
@@ -138,8 +175,9 @@ def test_detector_killed_holds_the_line_within_half_a_second(tmp_path):
     Steps: run 3 parts with the ONNX detector and every default; once a decision is made
     SIGKILL the detector; expect the hold naming it within 0.5 s sim (before inspections
     would go stale at 1.5 s), no decision and the belt at 0 while held; restart it; expect
-    the release; at the end nothing reached accept uninspected (``predicted`` set) or
-    defective.
+    the release; then deactivate it as a lifecycle manager would (its ``change_state``
+    service): the same hold within 0.5 s sim; activate: released; at the end nothing
+    reached accept uninspected (``predicted`` set) or defective.
     """
     graph = _graph(tmp_path, 3, seed=4, max_rtf=1.0, detector='onnx')
     graph.required.discard('defect_detector')
@@ -148,6 +186,7 @@ def test_detector_killed_holds_the_line_within_half_a_second(tmp_path):
         graph.start()
         wait_until(lambda: probe.decisions, 300, 'a first decision', graph)
         _kill_hold_resume(graph, probe, 'defect_detector')
+        _deactivate_hold_activate(graph, probe, 'defect_detector')
         wait_until(lambda: probe.summary is not None, 400, 'the run summary', graph)
         for part in probe.summary['parts']:
             if part['bin'] == 'accept':

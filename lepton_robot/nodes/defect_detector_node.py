@@ -10,6 +10,7 @@ large) are counted, raise diagnostics and are skipped: the node never dies on in
 import math
 import threading
 import time
+import traceback
 from typing import List, Optional
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -25,7 +26,7 @@ from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import String
@@ -39,12 +40,127 @@ ERROR = DiagnosticStatus.ERROR[0]
 MARKER_RAY_DEPTH = 1.0
 
 
-class DefectDetectorNode(Node):
-    """Detect and classify parts in camera frames on a worker thread."""
+class DefectDetectorNode(LifecycleNode):
+    """
+    Detect and classify parts in camera frames on a worker thread; a managed (lifecycle) node.
+
+    ``configure`` loads the model and creates the topics and the worker, ``activate`` starts
+    inspecting frames and the heartbeat that the supervisor watches, ``deactivate`` stops
+    both (the supervisor then holds the cell: no part goes by uninspected), ``cleanup``
+    releases the model (a later ``configure`` loads the model file again), ``shutdown``
+    releases everything. With ``autostart`` (the default) the node configures and activates
+    itself at start-up and a configure failure is fatal, as for a plain node; without it the
+    node waits, unconfigured, for a lifecycle manager (``ros2 lifecycle set``, launch_ros's
+    ``LifecycleNode``), and a failed configure leaves it unconfigured, with the reason in
+    the log and on ``/diagnostics``.
+    """
 
     def __init__(self, **kwargs) -> None:
         super().__init__('defect_detector', **kwargs)
         self._declare_parameters()
+        p = self._params()
+        self.detector: Optional[DefectDetector] = None
+        self._lifecycle = 'unconfigured'
+        self._configure_error: Optional[Exception] = None
+        self._active = False
+        self._max_pixels = p['max_image_pixels']
+        self._follow_cell_state = p['follow_cell_state']
+        self._cell_sensitivity: Optional[float] = None
+        self._camera_k: Optional[List[float]] = None
+        self._frame_id = 'camera_optical'
+
+        self._lock = threading.Condition()
+        self._pending: Optional[Image] = None
+        self._stop = False
+        self._stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad_frames': 0,
+                       'errors': 0, 'parts': 0, 'not_active': 0}
+        self._last_bad = ''
+        self._last_bad_warn = 0.0
+        self._latencies: List[float] = []
+        self._infer_ms: List[float] = []
+        self._fps_window: List[float] = []
+
+        self._pub_parts: Optional[IntraPublisher] = None
+        self._pub_markers = None
+        self._image_sub: Optional[IntraSubscription] = None
+        self._subs: list = []
+        self._heartbeat: Optional[Heartbeat] = None
+        self._worker: Optional[threading.Thread] = None
+        self._diag = DiagnosticsPublisher(self)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(p['diagnostics_period'], self._on_diagnostics_timer)
+        if p['autostart']:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise self._configure_error or ConfigError('defect_detector: configure failed')
+            self.trigger_activate()
+        else:
+            self.get_logger().info('defect detector unconfigured (autostart false): waiting '
+                                   'for a lifecycle manager to configure and activate it')
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model; create the topics and the worker."""
+        try:
+            self._configure()
+        except Exception as exc:  # noqa: BLE001 - rclpy would swallow it: say why, then fail
+            self._configure_error = exc
+            self._release()
+            expected = isinstance(exc, (LeptonError, OSError))
+            self.get_logger().error(f'configure failed: {exc}' if expected else
+                                    f'configure failed:\n{traceback.format_exc()}')
+            self._diag.publish(ERROR, 'configure failed', {'error': str(exc),
+                                                           'lifecycle_state': 'unconfigured'})
+            return TransitionCallbackReturn.FAILURE if expected else TransitionCallbackReturn.ERROR
+        self._configure_error = None
+        self._lifecycle = 'inactive'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Inspect frames from now on; start the heartbeat."""
+        with self._lock:
+            self._active = True
+        self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
+        self._lifecycle = 'active'
+        self.get_logger().info(
+            f'defect detector active: backend {self.detector.backend.name}, model '
+            f'{self.detector.backend.model_path} (v{self.detector.meta.version}), sensitivity '
+            f'{self.detector.sensitivity:g} (ok threshold {self.detector.threshold:.3f})')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop inspecting (frames are counted and dropped) and stop the heartbeat."""
+        self._deactivate()
+        self._lifecycle = 'inactive'
+        self.get_logger().info('defect detector inactive: frames are not inspected')
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model, the topics and the worker."""
+        self._release()
+        self._lifecycle = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything, from whichever state."""
+        self._deactivate()
+        self._release()
+        self._lifecycle = 'finalized'
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything after a transition raised; go back to unconfigured."""
+        self.get_logger().error(f'lifecycle error in state {state.label}: releasing')
+        self._deactivate()
+        self._release()
+        self._lifecycle = 'unconfigured'
+        return TransitionCallbackReturn.SUCCESS
+
+    @property
+    def lifecycle_state(self) -> str:
+        """Return ``unconfigured``, ``inactive``, ``active`` or ``finalized``."""
+        return self._lifecycle
+
+    def _configure(self) -> None:
         p = self._params()
         if p['camera_calibration']:
             camera, belt_z = load_camera(p['camera_calibration'])
@@ -56,48 +172,63 @@ class DefectDetectorNode(Node):
             p['model_path'] or p['model'] or default_model_path(), backend=p['backend'],
             threads=p['threads'], sensitivity=p['sensitivity'], camera=camera, belt_z=belt_z)
         if p['input_size'] and p['input_size'] != self.detector.meta.input_size:
-            self.detector.close()
             raise ConfigError(f'input_size {p["input_size"]} does not match the model '
                               f'({self.detector.meta.input_size}); set 0 to use the model value')
-        self._max_pixels = p['max_image_pixels']
-        self._follow_cell_state = p['follow_cell_state']
-        self._cell_sensitivity: Optional[float] = None
-        self._camera_k: Optional[List[float]] = None
-        self._frame_id = 'camera_optical'
-
-        self._lock = threading.Condition()
-        self._pending: Optional[Image] = None
-        self._stop = False
-        self._stats = {'received': 0, 'processed': 0, 'dropped': 0, 'bad_frames': 0,
-                       'errors': 0, 'parts': 0}
-        self._last_bad = ''
-        self._last_bad_warn = 0.0
-        self._latencies: List[float] = []
-        self._infer_ms: List[float] = []
-        self._fps_window: List[float] = []
-
         self._pub_parts = IntraPublisher(self, String, interfaces.TOPIC_INSPECTION, RELIABLE)
         self._pub_markers = self.create_publisher(MarkerArray, interfaces.TOPIC_MARKERS,
                                                   RELIABLE)
-        self._diag = DiagnosticsPublisher(self)
-        self._heartbeat = Heartbeat(self)   # heartbeat/<name>: the supervisor's liveness watch
         # _on_image only swaps the pending frame under a lock: safe on any thread, so an
         # in-process camera hands its frames over directly (lepton_robot.ros.intra).
         self._image_sub = IntraSubscription(self, Image, interfaces.TOPIC_IMAGE,
                                             self._on_image, SENSOR, thread_safe=True)
-        self.create_subscription(CameraInfo, interfaces.TOPIC_CAMERA_INFO,
-                                 self._on_camera_info, SENSOR)
-        self.create_subscription(String, interfaces.TOPIC_CELL_STATE, self._on_cell_state,
-                                 LATCHED)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(p['diagnostics_period'], self._on_diagnostics_timer)
+        self._subs = [
+            self.create_subscription(CameraInfo, interfaces.TOPIC_CAMERA_INFO,
+                                     self._on_camera_info, SENSOR),
+            self.create_subscription(String, interfaces.TOPIC_CELL_STATE,
+                                     self._on_cell_state, LATCHED)]
+        with self._lock:
+            self._stop = False
         self._worker = threading.Thread(target=self._work, name='detector-worker',
                                         daemon=True)
         self._worker.start()
-        self.get_logger().info(
-            f'defect detector ready: backend {self.detector.backend.name}, model '
-            f'{self.detector.backend.model_path} (v{self.detector.meta.version}), sensitivity '
-            f'{self.detector.sensitivity:g} (ok threshold {self.detector.threshold:.3f})')
+        self.get_logger().info(f'defect detector configured: model '
+                               f'{self.detector.backend.model_path} on '
+                               f'{self.detector.backend.name}')
+
+    def _deactivate(self) -> None:
+        with self._lock:
+            self._active = False
+            if self._pending is not None:
+                self._stats['not_active'] += 1
+                self._pending = None
+        if self._heartbeat is not None:
+            self._heartbeat.destroy()
+            self._heartbeat = None
+
+    def _release(self) -> None:
+        """Stop the worker, destroy the topics, close the backend (each only if present)."""
+        with self._lock:
+            self._stop = True
+            self._lock.notify_all()
+        if self._worker is not None:
+            if self._worker.is_alive():
+                self._worker.join(timeout=5.0)
+            self._worker = None
+        if self._image_sub is not None:
+            self._image_sub.destroy()
+            self._image_sub = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._pub_parts is not None:
+            self._pub_parts.destroy()
+            self._pub_parts = None
+        if self._pub_markers is not None:
+            self.destroy_publisher(self._pub_markers)
+            self._pub_markers = None
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
 
     # --- parameters ------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
@@ -133,6 +264,9 @@ class DefectDetectorNode(Node):
             True))
         self.declare_parameter('follow_cell_state', True, desc(
             'apply the sensitivity published in cell/state by the supervisor'))
+        self.declare_parameter('autostart', True, desc(
+            'configure and activate at start-up; false: wait unconfigured for a lifecycle '
+            'manager (configure loads the model, activate starts inspecting)', True))
         self.declare_parameter('diagnostics_period', 1.0, desc(
             'seconds between /diagnostics messages', True,
             floating_point_range=[FloatingPointRange(from_value=0.05, to_value=60.0,
@@ -141,7 +275,7 @@ class DefectDetectorNode(Node):
     def _params(self) -> dict:
         names = ('model_path', 'model', 'backend', 'sensitivity', 'input_size', 'threads',
                  'max_image_pixels', 'camera_calibration', 'scenario', 'follow_cell_state',
-                 'diagnostics_period')
+                 'diagnostics_period', 'autostart')
         return {n: self.get_parameter(n).value for n in names}
 
     def _on_set_parameters(self, params: List[Parameter]) -> SetParametersResult:
@@ -153,7 +287,8 @@ class DefectDetectorNode(Node):
                         or not 0.0 <= value <= 100.0:
                     return SetParametersResult(successful=False,
                                                reason='sensitivity must be in 0..100')
-                self.detector.set_sensitivity(float(value))
+                if self.detector is not None:     # else applied at the next configure
+                    self.detector.set_sensitivity(float(value))
             elif param.name == 'max_image_pixels':
                 self._max_pixels = int(param.value)
             elif param.name == 'follow_cell_state':
@@ -162,9 +297,12 @@ class DefectDetectorNode(Node):
 
     # --- callbacks (executor thread: cheap only) -------------------------------------------
     def _on_image(self, msg: Image) -> None:
-        """Keep only the newest frame for the worker."""
+        """Keep only the newest frame for the worker (frames while inactive are dropped)."""
         with self._lock:
             self._stats['received'] += 1
+            if not self._active:
+                self._stats['not_active'] += 1
+                return
             if self._pending is not None:
                 self._stats['dropped'] += 1
             self._pending = msg
@@ -207,16 +345,24 @@ class DefectDetectorNode(Node):
             self._latencies, self._infer_ms = [], []
             last_bad = self._last_bad
         fps = len(fps_window) / 5.0
-        values = {'backend': self.detector.backend.name, 'fps': f'{fps:.2f}',
-                  'latency_p50_ms': _pct(lat, 50), 'latency_p99_ms': _pct(lat, 99),
-                  'infer_p50_ms': _pct(inf, 50), 'sensitivity': self.detector.sensitivity,
-                  'ok_threshold': f'{self.detector.threshold:.4f}', 'tta': self.detector.tta,
-                  'frames_in_process': self._image_sub.stats['local'],
-                  'frames_over_dds': self._image_sub.stats['dds'], **stats}
+        detector, image_sub = self.detector, self._image_sub
+        values = {'lifecycle_state': self._lifecycle, 'fps': f'{fps:.2f}', **stats}
+        if detector is None or image_sub is None:
+            why = f' ({self._configure_error})' if self._configure_error else ''
+            self._diag.publish(WARN, f'unconfigured: frames are not inspected{why}', values)
+            return
+        values.update({'backend': detector.backend.name,
+                       'latency_p50_ms': _pct(lat, 50), 'latency_p99_ms': _pct(lat, 99),
+                       'infer_p50_ms': _pct(inf, 50), 'sensitivity': detector.sensitivity,
+                       'ok_threshold': f'{detector.threshold:.4f}', 'tta': detector.tta,
+                       'frames_in_process': image_sub.stats['local'],
+                       'frames_over_dds': image_sub.stats['dds']})
         if last_bad:
             values['last_bad_frame'] = last_bad
         level, message = OK, 'running'
-        if stats['errors']:
+        if not self._active:
+            level, message = WARN, 'inactive: frames are not inspected'
+        elif stats['errors']:
             level, message = ERROR, 'inference errors'
         elif stats['bad_frames']:
             level, message = WARN, f'{stats["bad_frames"]} bad frame(s) skipped'
@@ -247,6 +393,10 @@ class DefectDetectorNode(Node):
                 self._stats['errors'] += 1
             self.get_logger().error(f'inference failed: {exc}', throttle_duration_sec=2.0)
             self._diag.publish(ERROR, 'inference failed', {'error': str(exc)})
+            return
+        if not self._active:            # deactivated while this frame was in the network
+            with self._lock:
+                self._stats['not_active'] += 1
             return
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         frame_id = msg.header.frame_id or 'camera_optical'
@@ -318,13 +468,9 @@ class DefectDetectorNode(Node):
         return self._frame_id, ((u - k[2]) / k[0] * d, (v - k[5]) / k[4] * d, d)
 
     def close(self) -> None:
-        """Stop the worker and release the backend."""
-        with self._lock:
-            self._stop = True
-            self._lock.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout=5.0)
-        self.detector.close()
+        """Stop inspecting, stop the worker and release the backend (idempotent)."""
+        self._deactivate()
+        self._release()
 
     def stats(self) -> dict:
         """Return a copy of the frame counters (tests and diagnostics)."""

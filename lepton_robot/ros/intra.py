@@ -114,6 +114,11 @@ class IntraPublisher:
         """Return the number of matched DDS subscriptions (local ones included)."""
         return self.publisher.get_subscription_count()
 
+    def destroy(self) -> None:
+        """Destroy the DDS publisher (local delivery ends with it)."""
+        self._local = False
+        self.node.destroy_publisher(self.publisher)
+
     def publish(self, msg: Any) -> None:
         """Deliver ``msg`` to the local subscriptions, then write it to DDS if anyone else."""
         # Same process means same rclpy Context (one DDS participant): nodes of another
@@ -176,6 +181,11 @@ class IntraSubscription:
             REGISTRY.remove(self)       # its node was destroyed (or its context shut down)
             return False
         return self.thread_safe or isinstance(self.node.executor, Executor)
+
+    def destroy(self) -> None:
+        """Leave the process's registry and destroy the DDS subscription."""
+        REGISTRY.remove(self)
+        self.node.destroy_subscription(self.subscription)
 
     def expect_dds_copy(self, gid: bytes, sequence: int) -> None:
         """Remember to drop the DDS copy of a write that this subscription gets locally."""

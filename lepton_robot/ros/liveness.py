@@ -48,6 +48,11 @@ class Heartbeat:
         """Return whether the heartbeat writer still exists (its node not destroyed)."""
         return self._pub in self._node.publishers
 
+    def destroy(self) -> None:
+        """Stop beating and destroy the writer: watchers see the liveliness lost at once."""
+        self._node.destroy_timer(self._timer)
+        self._node.destroy_publisher(self._pub)
+
     def beat(self) -> None:
         """Publish one heartbeat message now."""
         t = self._node.get_clock().now().nanoseconds * 1e-9
