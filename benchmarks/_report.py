@@ -7,13 +7,14 @@ The tail prints the report and writes it to ``--out``.
 import json
 from pathlib import Path
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 
 def interleaved(runners: Mapping[str, Callable[[Any], Any]], x: Any, iters: int,
-                block: int = 10, skip: int = 2
+                block: int = 10, skip: int = 2, inputs: Optional[Sequence[Any]] = None,
+                keep: Optional[Callable[[str, Any], None]] = None
                 ) -> Tuple[Dict[str, List[float]], Dict[str, List[float]]]:
     """
     Time each runner about ``iters`` times on ``x``, in rounds of ``block`` consecutive calls.
@@ -25,22 +26,31 @@ def interleaved(runners: Mapping[str, Callable[[Any], Any]], x: Any, iters: int,
     thread pools of the runner just run (PyTorch's OpenMP, ONNX Runtime's) keep spinning
     and slow the next call.
 
+    :param inputs: instead of ``x`` each call takes the next of these (every runner the
+        same ones in a round; the warm-up takes the first ``block``, round 0 starts again
+        at the first).
+    :param keep: called with ``(runner name, return value)`` of every counted call.
     :return: ``(samples, rounds)``: every counted call's ms per runner, and each round's
         p50 per runner.
     """
+    def arg(k: int) -> Any:
+        return x if inputs is None else inputs[k % len(inputs)]
+
     for fn in runners.values():
-        for _ in range(block):
-            fn(x)
+        for i in range(block):
+            fn(arg(i))
     samples: Dict[str, List[float]] = {name: [] for name in runners}
     rounds: Dict[str, List[float]] = {name: [] for name in runners}
-    for _ in range(max(1, iters // (block - skip))):
+    for r in range(max(1, iters // (block - skip))):
         for name, fn in runners.items():
             times = []
             for i in range(block):
                 t0 = time.perf_counter()
-                fn(x)
+                out = fn(arg(r * block + i))
                 if i >= skip:
                     times.append((time.perf_counter() - t0) * 1e3)
+                    if keep is not None:
+                        keep(name, out)
             samples[name].extend(times)
             rounds[name].append(float(np.median(times)))
     return samples, rounds

@@ -219,23 +219,16 @@ def main(argv=None):
         pipelines['pipeline_ort_fp32_no_tta'] = DefectDetector(fp32, track=False, tta='none')
     if 'ort_int8' in runners:
         pipelines['pipeline_ort_int8'] = DefectDetector(int8, track=False)
-    per_frame = {name: [] for name in pipelines}
     infer_ms = {name: [] for name in pipelines}
     parts = []
-    for detector in pipelines.values():
-        for img in images[:5]:
-            detector.detect(img)
-    for start in range(0, len(images), 5):
-        block = images[start:start + 5]
-        for name, detector in pipelines.items():
-            for i, img in enumerate(block):
-                t0 = time.perf_counter()
-                result = detector.detect(img)
-                if i:
-                    per_frame[name].append((time.perf_counter() - t0) * 1e3)
-                    infer_ms[name].append(result.latency_ms['infer'])
-                    if name == 'pipeline_ort_fp32':
-                        parts.append(len(result.parts))
+
+    def keep(name, result):
+        infer_ms[name].append(result.latency_ms['infer'])
+        if name == 'pipeline_ort_fp32':
+            parts.append(len(result.parts))
+    per_frame, _ = interleaved({name: d.detect for name, d in pipelines.items()}, None,
+                               len(images) // 5 * 4, block=5, skip=1, inputs=images,
+                               keep=keep)
     for name, detector in pipelines.items():
         report[name] = {**_percentiles(per_frame[name]),
                         'infer_p50_ms': round(float(np.median(infer_ms[name])), 4),
