@@ -93,7 +93,11 @@ class Harness:
         rclpy.init(context=self.ctx)
         overrides = [Parameter(k, value=v) for k, v in
                      {'max_image_pixels': MAX_PIXELS, 'threads': 1, **params}.items()]
-        self.node = DefectDetectorNode(context=self.ctx, parameter_overrides=overrides)
+        try:
+            self.node = DefectDetectorNode(context=self.ctx, parameter_overrides=overrides)
+        except Exception:
+            rclpy.shutdown(context=self.ctx)
+            raise
         self.probe = rclpy.create_node('probe', context=self.ctx)
         self.parts, self.diags, self.markers = [], [], []
         self.probe.create_subscription(String, 'inspection/parts',

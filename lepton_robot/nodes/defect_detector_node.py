@@ -91,7 +91,9 @@ class DefectDetectorNode(LifecycleNode):
         self.create_timer(p['diagnostics_period'], self._on_diagnostics_timer)
         if p['autostart']:
             if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise self._configure_error or ConfigError('defect_detector: configure failed')
+                error = self._configure_error or ConfigError('defect_detector: configure failed')
+                self.destroy_node()     # a constructor that fails leaves no node behind
+                raise error
             self.trigger_activate()
         else:
             self.get_logger().info('defect detector unconfigured (autostart false): waiting '
@@ -142,16 +144,14 @@ class DefectDetectorNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything, from whichever state."""
-        self._deactivate()
-        self._release()
+        self.close()
         self._lifecycle = 'finalized'
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything after a transition raised; go back to unconfigured."""
         self.get_logger().error(f'lifecycle error in state {state.label}: releasing')
-        self._deactivate()
-        self._release()
+        self.close()
         self._lifecycle = 'unconfigured'
         return TransitionCallbackReturn.SUCCESS
 
@@ -471,6 +471,21 @@ class DefectDetectorNode(LifecycleNode):
         """Stop inspecting, stop the worker and release the backend (idempotent)."""
         self._deactivate()
         self._release()
+
+    def destroy_node(self) -> None:
+        """
+        Destroy the node and its lifecycle state machine.
+
+        rclpy's ``LifecycleNode.destroy_node`` leaves the state machine, which holds the rcl
+        node, to the garbage collector: until then the node, and with it the process's DDS
+        participant and its threads, outlives ``rclpy.shutdown`` (a process that forks
+        afterwards, e.g. a multiprocessing pool, can deadlock in the child on a lock one of
+        those threads held).
+        """
+        super().destroy_node()
+        state_machine = getattr(self, '_state_machine', None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
 
     def stats(self) -> dict:
         """Return a copy of the frame counters (tests and diagnostics)."""
