@@ -114,6 +114,14 @@ def spin_until(executor, predicate: Callable[[], bool], timeout_s: float) -> boo
     return predicate()
 
 
+def poll_until(cond: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> bool:
+    """Poll ``cond`` (spun elsewhere, e.g. by a Probe) until true or ``timeout_s``; return it."""
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(poll_s)
+    return cond()
+
+
 def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None,
                poll_s: float = 0.05) -> None:
     """Poll ``cond`` until true; fail with ``what`` (and node logs) after ``timeout_s`` wall."""
@@ -127,7 +135,8 @@ def wait_until(cond: Callable[[], bool], timeout_s: float, what: str, graph=None
         time.sleep(poll_s)
 
 
-def first_answer(client, request, wait: Callable[[Callable[[], bool], float], bool],
+def first_answer(client, request,
+                 wait: Callable[[Callable[[], bool], float], bool] = poll_until,
                  timeout_s: float = 60.0, attempt_s: float = 2.0):
     """
     Call a service until one call is answered; return that response (None: no answer).
@@ -137,7 +146,8 @@ def first_answer(client, request, wait: Callable[[Callable[[], bool], float], bo
     response sent before that is lost. Only for requests that may be repeated safely:
     getters, or a ``ChangeState`` with an unknown label, which changes nothing and opens
     the response path for the real transitions. ``wait(cond, seconds)`` spins or sleeps
-    until ``cond()`` or the time is up, and returns ``cond()``.
+    until ``cond()`` or the time is up, and returns ``cond()`` (default: :func:`poll_until`,
+    for a client whose node is spun elsewhere).
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
