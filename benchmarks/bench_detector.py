@@ -61,8 +61,79 @@ def _sgemm_gflops(threads):
     return best / 1e9
 
 
+def _worker(model, threads, inputs):
+    """
+    ``--worker MODEL THREADS INPUTS.npy``: one ONNX Runtime session alone in this process.
+
+    Reads ``batch settle_ms n`` lines on stdin; for each, calls the model on the first
+    ``batch`` inputs for at least ``settle_ms`` uncounted, then ``n`` times counted, and
+    prints the counted calls' milliseconds on one line.
+    """
+    from lepton_robot.detector.backends import OnnxRuntimeBackend
+    backend = OnnxRuntimeBackend(model, providers=['CPUExecutionProvider'],
+                                 threads=threads).load()
+    x_all = np.load(inputs)
+    for _ in range(10):
+        backend.infer(x_all[:1])
+    for line in sys.stdin:
+        batch, settle_ms, n = line.split()
+        x = x_all[:int(batch)]
+        start = time.perf_counter()
+        while (time.perf_counter() - start) * 1e3 < float(settle_ms):
+            backend.infer(x)
+        times = []
+        for _ in range(int(n)):
+            t0 = time.perf_counter()
+            backend.infer(x)
+            times.append((time.perf_counter() - t0) * 1e3)
+        print(' '.join(f'{t:.5f}' for t in times), flush=True)
+    backend.close()
+    return 0
+
+
+def _own_process_latency(models, x, threads, batches, block=8, settle_ms=100.0):
+    """
+    Time each model in its own worker process, block-interleaved across the processes.
+
+    The node runs one session in its process; here too each session is alone in its
+    process (the idle workers wait on a pipe), so no other session's thread pool shares
+    it, and the rounds still alternate so that load drift hits all models alike.
+    :return: ``{model name: {batch name: [ms, ...]}}`` and each round's p50 likewise.
+    """
+    import subprocess
+    workdir = tempfile.mkdtemp(prefix='bench_detector_')
+    inputs = os.path.join(workdir, 'inputs.npy')
+    np.save(inputs, x)
+    procs = {name: subprocess.Popen([sys.executable, os.path.abspath(__file__), '--worker',
+                                     str(path), str(threads), inputs],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name, path in models.items()}
+    samples = {name: {} for name in models}
+    rounds = {name: {} for name in models}
+    try:
+        for batch_name, batch, n_rounds in batches:
+            for _ in range(n_rounds):
+                for name, proc in procs.items():
+                    proc.stdin.write(f'{batch} {settle_ms} {block}\n')
+                    proc.stdin.flush()
+                    times = [float(v) for v in proc.stdout.readline().split()]
+                    if len(times) != block:
+                        raise RuntimeError(f'worker for {name} stopped')
+                    samples[name].setdefault(batch_name, []).extend(times)
+                    rounds[name].setdefault(batch_name, []).append(float(np.median(times)))
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait(timeout=30)
+        os.unlink(inputs)
+        os.rmdir(workdir)
+    return samples, rounds
+
+
 def main(argv=None):
     """Run the benchmark and print/write the JSON report."""
+    if argv is None and len(sys.argv) == 5 and sys.argv[1] == '--worker':
+        return _worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--model', default=None, help='FP32 ONNX (default: shipped)')
     parser.add_argument('--data', default=None,
@@ -168,6 +239,17 @@ def main(argv=None):
                     _percentiles(values)
             spread[f'int8_over_fp32_{batch_name}_1_thread'] = _ratio_spread(
                 rounds, 'ort_int8', 'ort_fp32')
+        # Each session alone in its own process, as in the node (see _own_process_latency):
+        # in one process, the thread pool of the session just run slowed the next one.
+        own, own_rounds = _own_process_latency(
+            {'ort_fp32': fp32_path, 'ort_int8': int8_path}, x8, args.threads,
+            (('batch1', 1, 25), ('batch8', 8, 6)))
+        report['latency_own_process'] = {
+            name: {b: _percentiles(v) for b, v in by_batch.items()}
+            for name, by_batch in own.items()}
+        for b in ('batch1', 'batch8'):
+            spread[f'int8_over_fp32_{b}_own_process'] = _ratio_spread(
+                {k: v[b] for k, v in own_rounds.items()}, 'ort_int8', 'ort_fp32')
     report['int8_over_fp32_per_round'] = spread
     for name, fn in runners.items():
         if name == 'pytorch_eager':
@@ -191,6 +273,10 @@ def main(argv=None):
         ratios[f'ort_fp32_over_eager_{batch}'] = round(f32 / eager, 3)
         if 'ort_int8' in lat:
             ratios[f'int8_over_fp32_{batch}'] = round(lat['ort_int8'][batch]['p50_ms'] / f32, 3)
+        own = report.get('latency_own_process')
+        if own:
+            ratios[f'int8_over_fp32_{batch}_own_process'] = round(
+                own['ort_int8'][batch]['p50_ms'] / own['ort_fp32'][batch]['p50_ms'], 3)
         one = report.get('latency_1_thread')
         if one:
             ratios[f'int8_over_fp32_{batch}_1_thread'] = round(
@@ -205,6 +291,8 @@ def main(argv=None):
         'ort_fp32_le_0.33x_eager': ratios['ort_fp32_over_eager_batch1'] <= 0.33,
         'int8_le_0.6x_fp32': ratios.get('int8_over_fp32_batch1', 9) <= 0.6,
         'int8_le_0.6x_fp32_1_thread': ratios.get('int8_over_fp32_batch1_1_thread', 9) <= 0.6,
+        'int8_le_0.6x_fp32_own_process': ratios.get('int8_over_fp32_batch1_own_process',
+                                                    9) <= 0.6,
         'int8_loss_le_0.5pt': ratios.get('int8_condition_accuracy_loss_pt', 9) <= 0.5,
     }
 

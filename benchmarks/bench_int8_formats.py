@@ -2,8 +2,10 @@
 Why is INT8 not faster than FP32 at batch 1? Compare ONNX Runtime quantisation formats.
 
 From one FP32 detector model, builds INT8 variants (QDQ vs QOperator, per-channel vs
-per-tensor, with and without the first conv quantised), counts the operators ONNX Runtime
-actually runs after its graph optimisations (is every Conv a QLinearConv, or is it
+per-tensor, with and without the first conv quantised, and per-channel with the exact
+space-to-depth stem rewrite of ``lepton_robot/training/onnx_stem.py``; ``shipped_recipe`` is
+``quantize_variants`` itself, as ``lepton-robot export`` runs it), counts the operators
+ONNX Runtime actually runs after its graph optimisations (is every Conv a QLinearConv, or is it
 DequantizeLinear -> float Conv?), and measures per-call latency at batch 1 and 8 with 2
 threads and with 1 (block-interleaved with FP32), plus crop-level accuracy on validation
 crops. Also records the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a
@@ -58,7 +60,7 @@ def _op_counts(path, threads, workdir):
     return dict(sorted(counts.items()))
 
 
-def _quantize(fp32, out, calib, fmt, per_channel, exclude_first):
+def _quantize(fp32, out, calib, fmt, per_channel, exclude_first, s2d=False):
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, quantize_static,
                                           QuantType)
@@ -67,7 +69,12 @@ def _quantize(fp32, out, calib, fmt, per_channel, exclude_first):
     from lepton_robot.detector.metadata import INPUT_NAME
     from lepton_robot.training.detector_train import _CalibReader, write_metadata
     pre = Path(out).with_name(Path(out).stem + '_pre.onnx')
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    source = fp32
+    if s2d:
+        from lepton_robot.training.onnx_stem import space_to_depth_stem
+        source = Path(out).with_name(Path(out).stem + '_s2d.onnx')
+        onnx.save(space_to_depth_stem(onnx.load(str(fp32))), str(source))
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
     exclude = []
     if exclude_first:
         graph = onnx.load(str(pre)).graph
@@ -134,6 +141,14 @@ def main(argv=None):
                 path = Path(work) / f'{name}.onnx'
                 _quantize(fp32, path, calib, fmt, per_channel, exclude_first)
                 variants[name] = path
+        path = Path(work) / f'{fmt}_pc_s2d.onnx'
+        _quantize(fp32, path, calib, fmt, True, False, s2d=True)
+        variants[f'{fmt}_pc_s2d'] = path
+    from lepton_robot.training.detector_train import quantize_variants
+    shipped = Path(work) / 'recipe' / fp32.name
+    shipped.parent.mkdir()
+    shipped.write_bytes(fp32.read_bytes())
+    variants['shipped_recipe'] = quantize_variants(shipped, calib)['int8']
     report = {'cpu': _cpu_flags(), 'threads': args.threads, 'model': str(fp32),
               'input_size': meta.input_size, 'n_val_crops': int(len(x_all)),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'variants': {}}

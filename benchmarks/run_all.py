@@ -116,6 +116,17 @@ def table_rows(res: dict) -> list:
                 rows.append(('detector', 'INT8 / FP32 per round (batch 1): min / p50 / max',
                              f'{_fmt(spread["min"])} / {_fmt(spread["p50"])} / '
                              f'{_fmt(spread["max"])} ({spread["rounds"]} rounds)', ''))
+        if 'int8_over_fp32_batch1_own_process' in r:
+            spread = d.get('int8_over_fp32_per_round', {}).get(
+                'int8_over_fp32_batch1_own_process', {})
+            rows.append(('detector', 'INT8 / FP32, each session alone in its own process as in '
+                         'the node (p50, batch 1 / 8); batch 1 per round min / p50 / max',
+                         f'{_fmt(r["int8_over_fp32_batch1_own_process"])} / '
+                         f'{_fmt(r.get("int8_over_fp32_batch8_own_process"))}; '
+                         f'{_fmt(spread.get("min"))} / {_fmt(spread.get("p50"))} / '
+                         f'{_fmt(spread.get("max"))}',
+                         '<= 0.6 (' + ('met' if g.get('int8_le_0.6x_fp32_own_process')
+                                       else 'not met') + ')'))
         if 'int8_over_fp32_batch1_1_thread' in r:
             rows.append(('detector', 'INT8 / FP32 with 1 thread (p50, batch 1 / 8)',
                          f'{_fmt(r["int8_over_fp32_batch1_1_thread"])} / '

@@ -2,8 +2,11 @@
 ``lepton-robot export``: re-export the detector to ONNX, quantise it, prebuild TensorRT.
 
 Without ``--engine-only`` the trained checkpoint (``models/defect_detector.pt``) is exported
-again (parity with PyTorch checked) and the INT8/FP16 variants are rebuilt. ``--engine``
-also builds the TensorRT engine into the engine cache, so the node starts without a build.
+again (parity with PyTorch checked) and the INT8/FP16 variants are rebuilt; metadata that
+only the existing ONNX file holds (the shape fusion head, fitted after export) is carried
+over. ``--variants-only`` rebuilds just the INT8/FP16 variants from the existing FP32 ONNX
+file (no PyTorch needed). ``--engine`` also builds the TensorRT engine into the engine
+cache, so the node starts without a build.
 """
 
 import argparse
@@ -27,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='also build the TensorRT engine (needs TensorRT and a GPU)')
     parser.add_argument('--engine-only', action='store_true',
                         help='only build the TensorRT engine from the existing ONNX file')
+    parser.add_argument('--variants-only', action='store_true',
+                        help='only rebuild the INT8/FP16 variants from the existing ONNX file')
+    parser.add_argument('--int8-stem', default='space_to_depth',
+                        choices=('space_to_depth', 'fp32', 'int8'),
+                        help='INT8 stem: exact space-to-depth rewrite (default), first conv '
+                             'left FP32, or the original graph quantised throughout')
     parser.add_argument('--precision', default='fp16', choices=('fp32', 'fp16', 'int8'),
                         help='TensorRT engine precision (default %(default)s)')
 
@@ -67,13 +76,29 @@ def run(args: argparse.Namespace) -> int:
         reason = tensorrt_available()
         if reason is not None:
             raise BackendError(f'cannot build a TensorRT engine here: {reason}')
-    if not args.engine_only:
+    if args.engine_only and args.variants_only:
+        raise ConfigError('--engine-only and --variants-only exclude each other')
+    if args.variants_only:
+        try:
+            import onnx  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError('quantising needs the onnx package (pip install -e .[train]): '
+                              f'{exc}') from exc
+        from lepton_robot.detector.backends import OnnxRuntimeBackend
+        from lepton_robot.training import detector_train as dt
+        if not onnx_path.is_file():
+            raise ConfigError(f'model not found: {onnx_path}')
+        meta = OnnxRuntimeBackend(str(onnx_path),
+                                  providers=['CPUExecutionProvider']).load().metadata
+        x, crops = _calibration_crops(args.data or _default_data(), meta)
+        _write_variants(dt, onnx_path, x, crops, meta, args.int8_stem)
+    elif not args.engine_only:
         try:
             import torch
         except ImportError as exc:
             raise ConfigError('re-exporting needs PyTorch (pip install -e .[train]); '
                               f'use --engine-only to just build an engine: {exc}') from exc
-        from lepton_robot.detector.metadata import ModelMetadata
+        from lepton_robot.detector.metadata import ModelMetadata, read_onnx_metadata
         from lepton_robot.training import detector_train as dt
         torch.set_num_threads(2)
         ckpt = Path(args.checkpoint) if args.checkpoint else onnx_path.with_suffix('.pt')
@@ -81,18 +106,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f'checkpoint not found: {ckpt} (train with: '
                               'lepton-robot train detector)')
         model, props = dt.load_checkpoint(str(ckpt))
+        if onnx_path.is_file():
+            # Fitted after export and stored only in the ONNX files: keep it.
+            old = read_onnx_metadata(str(onnx_path))
+            if 'shape_fusion' in old and 'shape_fusion' not in props:
+                props['shape_fusion'] = old['shape_fusion']
+                print(f'keeping the shape fusion head of {onnx_path}')
         meta = ModelMetadata.from_props(props, source=str(ckpt))
         x, crops = _calibration_crops(args.data or _default_data(), meta)
         dt.export_onnx(model, meta, onnx_path)
         print(f'exported {onnx_path}')
         dt.check_parity(model, onnx_path, torch.from_numpy(x))
-        variants = dt.quantize_variants(onnx_path, x)
-        for name, path in {'fp32': onnx_path, **variants}.items():
-            if path is None:
-                continue
-            metrics = dt.crop_metrics(dt.onnx_predict(path, x), _Slice(crops, len(x)),
-                                      meta.ok_threshold)
-            print(f'{name}: {path} {metrics}')
+        _write_variants(dt, onnx_path, x, crops, meta, args.int8_stem)
     if want_engine:
         calibration = None
         if args.precision == 'int8':
@@ -107,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
         backend.close()
     sys.stdout.flush()
     return 0
+
+
+def _write_variants(dt, onnx_path, x, crops, meta, stem):
+    variants = dt.quantize_variants(onnx_path, x, stem=stem)
+    for name, path in {'fp32': onnx_path, **variants}.items():
+        if path is None:
+            continue
+        metrics = dt.crop_metrics(dt.onnx_predict(path, x), _Slice(crops, len(x)),
+                                  meta.ok_threshold)
+        print(f'{name}: {path} {metrics}')
 
 
 def _calibration_batch(data_dir, meta):

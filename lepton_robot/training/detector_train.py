@@ -629,18 +629,23 @@ class _CalibReader:
 
 
 def quantize_variants(fp32_path: Path, calib: np.ndarray,
-                      first_conv_fp32: bool = True) -> Dict[str, Optional[Path]]:
+                      stem: str = 'space_to_depth') -> Dict[str, Optional[Path]]:
     """
     Write the INT8 (static, QDQ, per-channel) and FP16 variants next to the FP32 model.
 
-    The first conv (3 input channels at full resolution) stays FP32 by default: quantised,
-    it made the INT8 model barely faster than FP32 at batch 1 (ONNX Runtime's QLinearConv
-    is slow for 3-channel inputs while its NCHWc FP32 conv is fast;
-    ``benchmarks/bench_int8_formats.py`` measures it: 0.85x FP32 all-INT8, 0.58x with the
-    first conv in FP32, no accuracy loss).
+    The INT8 graph is quantised throughout, after an exact rewrite of its stem
+    (``stem='space_to_depth'``, :mod:`lepton_robot.training.onnx_stem`): the first conv, on
+    3 channels at full resolution, is ONNX Runtime's slowest INT8 case, and left in FP32 it
+    needed a hand-over to INT8 that cost as much again. The rewrite is checked on the
+    calibration crops before quantising (FP32 probabilities within 1e-4 of the original).
+    ``stem='fp32'`` keeps the original graph and leaves its first conv unquantised (the
+    INT8 model shipped before session 9); ``stem='int8'`` quantises the original graph
+    throughout. ``benchmarks/bench_int8_formats.py`` compares them. The softmaxes stay
+    FP32 in every case, so the probabilities are not rounded to steps of 1/256 (the ok
+    threshold is compared against them); at 13 values a crop they cost nothing.
 
-    :param first_conv_fp32: leave the first Conv node unquantised.
     :return: ``{'int8': path, 'fp16': path or None}`` (FP16 needs onnxconverter-common).
+    :raises ValueError: if ``stem`` is unknown or the stem rewrite changes the outputs.
     """
     import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, quantize_static,
@@ -648,13 +653,30 @@ def quantize_variants(fp32_path: Path, calib: np.ndarray,
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from lepton_robot.detector.metadata import INPUT_NAME
+    if stem not in ('space_to_depth', 'fp32', 'int8'):
+        raise ValueError(f'unknown stem {stem!r}: space_to_depth, fp32 or int8')
     fp32_path = Path(fp32_path)
     int8_path = fp32_path.with_name(fp32_path.stem + '_int8.onnx')
     pre = fp32_path.with_name(fp32_path.stem + '_pre.onnx')
-    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-    exclude = []
-    if first_conv_fp32:
-        exclude = [next(n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv')]
+    source = fp32_path
+    if stem == 'space_to_depth':
+        from lepton_robot.training.onnx_stem import space_to_depth_stem
+        source = fp32_path.with_name(fp32_path.stem + '_s2d.onnx')
+        onnx.save(space_to_depth_stem(onnx.load(str(fp32_path))), str(source))
+        x = calib[:64]
+        ref, got = onnx_predict(fp32_path, x), onnx_predict(source, x)
+        diff = max(float(np.abs(ref[k] - got[k]).max()) for k in ref)
+        print(f'      space-to-depth stem: max |dp| {diff:.2e} on {len(x)} crops', flush=True)
+        if diff > 1e-4:
+            source.unlink()
+            raise ValueError(f'the space-to-depth stem changes the outputs (max |dp| {diff})')
+    quant_pre_process(str(source), str(pre), skip_symbolic_shape=True)
+    if source != fp32_path:
+        source.unlink()
+    nodes = onnx.load(str(pre)).graph.node
+    exclude = [n.name for n in nodes if n.op_type == 'Softmax']
+    if stem == 'fp32':
+        exclude.append(next(n.name for n in nodes if n.op_type == 'Conv'))
     quantize_static(str(pre), str(int8_path), _CalibReader(calib, INPUT_NAME),
                     quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
