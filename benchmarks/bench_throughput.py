@@ -25,6 +25,7 @@ Usage::
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -55,7 +56,6 @@ def measure(speed: float, parts: int, seed: int) -> dict:
 def measure_graph(speed: float, parts: int, seed: int, scenario: str, detector: str,
                   timeout_s: float) -> dict:
     """Run ``lepton-robot sim`` over ``parts`` parts at ``speed`` percent; return its figures."""
-    import subprocess
     import tempfile
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix='bench_throughput_') as tmp:
@@ -94,13 +94,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for speed in args.speeds:
-        if args.mode == 'graph':
-            rows.append(measure_graph(speed, args.parts, args.seed, args.scenario,
-                                      args.detector, args.timeout))
-        else:
-            rows.append(measure(speed, args.parts, args.seed))
-        print(f'speed {speed}%: {rows[-1]["throughput_ppm"]} ppm, accuracy '
-              f'{rows[-1]["sorting_accuracy"]}', file=sys.stderr, flush=True)
+        try:
+            if args.mode == 'graph':
+                rows.append(measure_graph(speed, args.parts, args.seed, args.scenario,
+                                          args.detector, args.timeout))
+            else:
+                rows.append(measure(speed, args.parts, args.seed))
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            # One failed run is reported in its row; the other speeds are still measured.
+            rows.append({'belt_speed_percent': speed, 'error': str(exc)[-1500:]})
+        print(f'speed {speed}%: {rows[-1].get("throughput_ppm")} ppm, accuracy '
+              f'{rows[-1].get("sorting_accuracy")} {rows[-1].get("error", "")}',
+              file=sys.stderr, flush=True)
     mode = ('oracle (ground truth, scenario default)' if args.mode == 'oracle' else
             f'ROS 2 graph (lepton-robot sim, scenario {args.scenario}, detector '
             f'{args.detector})')

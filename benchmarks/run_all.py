@@ -75,6 +75,7 @@ def run_bench(name: str, quick: bool, model: str, timeout_s: float) -> dict:
     data['status'] = 'ok'
     data['bench_wall_s'] = wall
     data['command'] = ' '.join(cmd[3:]).replace(str(ROOT) + '/', '')
+    data['finished_utc'] = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
     print(f'   {name}: done in {wall} s', flush=True)
     return data
 
@@ -197,6 +198,10 @@ def table_rows(res: dict) -> list:
     th = res.get('throughput', {})
     if th.get('status') == 'ok':
         for r in th['results']:
+            if r.get('error'):
+                rows.append(('cell (graph)', f'belt {_fmt(r["belt_speed_percent"])} %: failed',
+                             r['error'].strip().splitlines()[-1][:120], ''))
+                continue
             rows.append(('cell (graph)', f'belt {_fmt(r["belt_speed_percent"])} % '
                          f'({_fmt(r["belt_speed_mps"])} m/s): throughput, accuracy',
                          f'{_fmt(r["throughput_ppm"])} parts/min sim, '
@@ -214,14 +219,17 @@ def markdown(report: dict) -> str:
     """Return the results as a markdown table with how they were made."""
     m = report['machine']
     lines = [f'Measured {report["finished_utc"]} by `{report["command"]}` '
-             f'({"quick" if report["quick"] else "full"} run) on {m["cpus"]} shared CPU cores, '
+             f'({"quick" if report["quick"] else "full"} run'
+             f'{", merged into the previous results" if report.get("merged") else ""}) '
+             f'on {m["cpus"]} shared CPU cores, '
              f'load average {m["load_avg_start"]} at start, {m["load_avg_end"]} at the end '
              f"(the benchmarks' own graphs count in it: wall-clock figures move with "
              f'load, so CPU-time figures are given where they matter). '
              f'Raw: `benchmarks/results/latest.json`, plots: `benchmarks/results/latest.png`.',
              '',
              'Per benchmark (command, wall time): ' + '; '.join(
-                 f'{name}: `{v["command"]}` ({v.get("bench_wall_s")} s)'
+                 f'{name}: `{v["command"]}` ({v.get("bench_wall_s")} s'
+                 f'{", finished " + v["finished_utc"] if v.get("finished_utc") else ""})'
                  for name, v in report['results'].items() if v.get('command')) + '.', '',
              '| benchmark | measure | value | goal |', '|---|---|---|---|']
     for row in table_rows(report['results']):
@@ -293,12 +301,13 @@ def plot(report: dict, path: Path) -> None:
         axes[3].legend(fontsize=7)
     th = res.get('throughput', {})
     if th.get('status') == 'ok':
-        speeds = [r['belt_speed_percent'] for r in th['results']]
-        axes[4].plot(speeds, [r['throughput_ppm'] or 0 for r in th['results']], 'o-')
+        ok_rows = [r for r in th['results'] if not r.get('error')]
+        speeds = [r['belt_speed_percent'] for r in ok_rows]
+        axes[4].plot(speeds, [r['throughput_ppm'] or 0 for r in ok_rows], 'o-')
         axes[4].set_xlabel('belt speed (%)')
         axes[4].set_ylabel('parts / min (sim time)')
         ax2 = axes[4].twinx()
-        ax2.plot(speeds, [r['sorting_accuracy'] or 0 for r in th['results']], 's--',
+        ax2.plot(speeds, [r['sorting_accuracy'] or 0 for r in ok_rows], 's--',
                  color='tab:red')
         ax2.set_ylabel('sorting accuracy', color='tab:red')
         ax2.set_ylim(0, 1.05)
@@ -355,7 +364,7 @@ def main(argv=None) -> int:
     command = 'python benchmarks/run_all.py ' + ' '.join(
         a for a in (argv if argv is not None else sys.argv[1:]))
     report = {'finished_utc': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
-              'command': command.strip(), 'quick': args.quick,
+              'command': command.strip(), 'quick': args.quick, 'merged': args.merge,
               'machine': {'cpus': os.cpu_count(), 'load_avg_start': load0,
                           'load_avg_end': round(os.getloadavg()[0], 2)},
               'results': results}

@@ -482,10 +482,19 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
                 on_tick(graph, operator)
             time.sleep(0.05)
     finally:
-        graph.shutdown()
-        operator.close()
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        # The operator's participant leaves first, while the nodes are still up, so that
+        # this process never handles the nodes' participants leaving: Fast DDS 3.2 can
+        # deadlock there (its event thread in PDP::check_remote_participant_liveliness,
+        # the receive thread in ResourceEvent::unregister_timer, eProsima/Fast-DDS#6502),
+        # and rclpy then blocks destroying the operator's publishers with the GIL held, so
+        # the run never ends (seen once, in bench_throughput, session 9). The nodes are
+        # separate processes: a node stuck the same way is killed by graph.shutdown().
+        try:
+            operator.close()
+        finally:
+            graph.shutdown()
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
     if failed is not None:
         raise LaunchError(f'node {failed} exited during the run; its log:\n'
                           f'{graph.log_tail(failed)}')

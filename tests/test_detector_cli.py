@@ -98,6 +98,23 @@ def test_export_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert 'none.pt' in capsys.readouterr().err
 
 
+def test_export_keeps_the_shape_fusion_head(dataset, tmp_path, capsys):
+    """A re-export from the checkpoint keeps the metadata only the ONNX file holds."""
+    pytest.importorskip('torch')
+    from lepton_robot.detector.metadata import read_onnx_metadata
+    model = tmp_path / 'det.onnx'
+    model.write_bytes(SHIPPED_MODEL.read_bytes())
+    before = read_onnx_metadata(str(model))
+    assert 'shape_fusion' in before
+    assert main(['export', '--checkpoint', str(CHECKPOINT), '--model', str(model),
+                 '--data', str(dataset)]) == 0
+    assert 'keeping the shape fusion head' in capsys.readouterr().out
+    after = read_onnx_metadata(str(model))
+    assert after['shape_fusion'] == before['shape_fusion']
+    assert read_onnx_metadata(str(tmp_path / 'det_int8.onnx'))['shape_fusion'] == \
+        before['shape_fusion']
+
+
 def test_calibrate_chooses_the_cheapest_threshold():
     """Escapes cost escape_cost false rejects; the threshold moves just past an escape."""
     from lepton_robot.commands.calibrate import choose_threshold
