@@ -127,6 +127,19 @@ def loads(text: str, schema: Optional[str] = None) -> Dict[str, Any]:
         obj = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise SchemaError(f'not JSON: {exc}') from exc
+    return check(obj, schema)
+
+
+def check(obj: Any, schema: Optional[str] = None) -> Dict[str, Any]:
+    """
+    Validate a decoded payload (what :func:`loads` does after parsing the JSON).
+
+    Used directly on payloads that arrive as objects in the same process
+    (``IntraPublisher.publish_native``), so they pass the same checks as JSON text.
+
+    :return: ``obj``.
+    :raises SchemaError: if it is not an object of the expected, valid schema.
+    """
     if not isinstance(obj, dict):
         raise SchemaError('payload is not a JSON object')
     got = obj.get('schema')
@@ -202,7 +215,8 @@ def validate_inspection(obj: Mapping[str, Any]) -> None:
         _require(part.get('label') in CONDITIONS, f'unknown label {part.get("label")!r}')
         _require(_finite_numbers([part.get('score')]), 'score must be a number')
         probs = part.get('probs', {})
-        _require(isinstance(probs, dict) and set(probs) <= set(CONDITIONS),
+        _require(isinstance(probs, dict) and set(probs) <= set(CONDITIONS)
+                 and _finite_numbers(probs.values()),
                  'probs must map conditions to probabilities')
         if 'color' in part:
             _require(part['color'] in COLORS, f'unknown color {part["color"]!r}')

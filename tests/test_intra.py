@@ -143,6 +143,90 @@ def test_thread_safe_subscription_runs_on_the_publishers_thread():
         proc.close()
 
 
+class _Native:
+    """A native object and a counting ``to_msg`` for it."""
+
+    def __init__(self, text):
+        self.text = text
+
+    built = []
+
+    @classmethod
+    def to_msg(cls, value):
+        cls.built.append(value.text)
+        return String(data=value.text)
+
+
+def test_native_subscriber_gets_the_object_and_no_message_is_built():
+    """Only native local subscribers, nobody outside: ``to_msg`` never runs."""
+    proc = _Process(kind=None)
+    _Native.built = []
+    try:
+        pub = intra.IntraPublisher(proc.node('camera'), String, 'frames', RELIABLE)
+        got, texts = [], []
+        sub = intra.IntraSubscription(proc.node('detector'), String, 'frames', texts.append,
+                                      RELIABLE, thread_safe=True, native_callback=got.append)
+        sent = [_Native(f'f{i}') for i in range(5)]
+        for value in sent:
+            pub.publish_native(value, _Native.to_msg)
+        assert got == sent and all(a is b for a, b in zip(got, sent))
+        assert texts == [] and _Native.built == []
+        assert pub.stats == {'local': 5, 'dds': 0}
+        assert sub.stats['local'] == 5
+    finally:
+        proc.close()
+
+
+def test_native_publish_builds_the_message_once_for_the_others():
+    """A message subscriber in the process and one outside share one ``to_msg`` result."""
+    proc, other = _Process(), _Process()
+    qos = QoSProfile(depth=100)
+    _Native.built = []
+    try:
+        pub = intra.IntraPublisher(proc.node('talker'), String, 'chatter', qos)
+        native, local, order = [], [], []
+        nsub = intra.IntraSubscription(
+            proc.node('fast'), String, 'chatter', lambda m: order.append('dds-copy'), qos,
+            thread_safe=True, native_callback=lambda v: (native.append(v), order.append('n')))
+        intra.IntraSubscription(proc.node('plain'), String, 'chatter',
+                                lambda m: (local.append(m), order.append('m')), qos,
+                                thread_safe=True)
+        remote = []
+        other.node('outside').create_subscription(String, 'chatter', remote.append, qos)
+        assert _spin_until([proc, other], lambda: pub.get_subscription_count() == 3)
+        for i in range(10):
+            pub.publish_native(_Native(f'm{i}'), _Native.to_msg)
+        assert _spin_until([proc, other], lambda: len(remote) == 10)
+        proc.spin_once(0.3)
+        assert _Native.built == [f'm{i}' for i in range(10)]        # once per publish
+        assert [v.text for v in native] == [f'm{i}' for i in range(10)]
+        assert [m.data for m in local] == [m.data for m in remote] == [f'm{i}' for i in range(10)]
+        assert order[:2] == ['n', 'm']          # the native subscriber comes first
+        assert 'dds-copy' not in order          # its DDS copies were dropped
+        assert nsub.stats['dropped_copies'] == 10
+        assert pub.stats == {'local': 20, 'dds': 10}
+    finally:
+        other.close()
+        proc.close()
+
+
+def test_native_subscriber_still_gets_messages_over_dds():
+    """From another process the native subscriber's ordinary callback gets the message."""
+    proc, other = _Process(), _Process()
+    try:
+        texts, native = [], []
+        intra.IntraSubscription(proc.node('listener'), String, 'chatter', texts.append,
+                                RELIABLE, native_callback=native.append)
+        plain = other.node('outside').create_publisher(String, 'chatter', RELIABLE)
+        assert _spin_until([proc, other], lambda: plain.get_subscription_count() == 1)
+        plain.publish(String(data='o'))
+        assert _spin_until([proc], lambda: len(texts) == 1)
+        assert texts[0].data == 'o' and native == []
+    finally:
+        other.close()
+        proc.close()
+
+
 @pytest.mark.parametrize('off', ['env', 'events'])
 def test_switched_off_everything_goes_through_dds_once(monkeypatch, off):
     """
@@ -206,3 +290,23 @@ def test_a_destroyed_node_or_another_context_gets_nothing_locally():
     finally:
         other.close()
         proc.close()
+
+
+def test_local_image_reads_like_an_image_message():
+    """A LocalImage passes image_to_bgr as its Image does, shares the frame, is read-only."""
+    np = pytest.importorskip('numpy')
+    from lepton_robot.detector.image_msg import image_to_bgr
+    from lepton_robot.ros.native import image_msg, LocalImage
+    from std_msgs.msg import Header
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    local = LocalImage(Header(frame_id='camera_optical'), frame)
+    msg = image_msg(local)
+    for view in (local, msg):
+        out = image_to_bgr(view.height, view.width, view.encoding, view.step, view.data)
+        assert np.array_equal(out, frame)
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (48, 64, 192, 'bgr8')
+    assert msg.header.frame_id == 'camera_optical'
+    assert np.shares_memory(local.data, frame) and not local.data.flags.writeable
+    assert frame.flags.writeable            # the camera's own array is left as it was
+    with pytest.raises(ValueError):
+        local.data[0] = 1

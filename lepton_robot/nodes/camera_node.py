@@ -14,17 +14,18 @@ import time
 from typing import Optional
 
 from lepton_robot.camera_sources import Backoff, make_source, SOURCE_TYPES, SourceError
-from lepton_robot.detector.image_msg import bgr_to_data
 from lepton_robot.errors import ConfigError
 from lepton_robot.interfaces import TOPIC_CAMERA_INFO, TOPIC_IMAGE
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK
 from lepton_robot.ros.intra import IntraPublisher
+from lepton_robot.ros.native import image_msg, LocalImage
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import SENSOR
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 
 def load_camera_info(path: str) -> CameraInfo:
@@ -107,14 +108,10 @@ class CameraNode(Node):
 
     def _publish(self, frame: np.ndarray) -> None:
         stamp = self.get_clock().now().to_msg()
-        msg = Image()
-        msg.header.stamp = stamp
-        msg.header.frame_id = self.p['frame_id']
-        msg.height, msg.width = int(frame.shape[0]), int(frame.shape[1])
-        msg.encoding = 'bgr8'
-        msg.step = int(frame.shape[1] * 3)
-        msg.data = bgr_to_data(frame)
-        self.pub_image.publish(msg)
+        # In a composed graph the detector takes the frame as it is (intra.publish_native);
+        # the Image message is built only for subscribers that need one (DDS, others).
+        header = Header(stamp=stamp, frame_id=self.p['frame_id'])
+        self.pub_image.publish_native(LocalImage(header, frame), image_msg)
         # Give up the GIL for a moment: an in-process subscriber (the composed detector,
         # woken by the intra-process hand-off) starts on the frame now instead of after the
         # CameraInfo below (composed camera -> decision transport p50 0.98 -> 0.80 ms in

@@ -40,6 +40,11 @@ ERROR = DiagnosticStatus.ERROR[0]
 MARKER_RAY_DEPTH = 1.0
 
 
+def _inspection_msg(payload: dict) -> String:
+    """``to_msg`` of the inspection payload: ``lepton.inspection/1`` JSON text."""
+    return String(data=interfaces.dumps(payload))
+
+
 class DefectDetectorNode(LifecycleNode):
     """
     Detect and classify parts in camera frames on a worker thread; a managed (lifecycle) node.
@@ -179,8 +184,10 @@ class DefectDetectorNode(LifecycleNode):
                                                   RELIABLE)
         # _on_image only swaps the pending frame under a lock: safe on any thread, so an
         # in-process camera hands its frames over directly (lepton_robot.ros.intra).
+        # It takes the camera's LocalImage (intra.publish_native) as it takes an Image.
         self._image_sub = IntraSubscription(self, Image, interfaces.TOPIC_IMAGE,
-                                            self._on_image, SENSOR, thread_safe=True)
+                                            self._on_image, SENSOR, thread_safe=True,
+                                            native_callback=self._on_image)
         self._subs = [
             self.create_subscription(CameraInfo, interfaces.TOPIC_CAMERA_INFO,
                                      self._on_camera_info, SENSOR),
@@ -402,7 +409,16 @@ class DefectDetectorNode(LifecycleNode):
         frame_id = msg.header.frame_id or 'camera_optical'
         self._frame_id = frame_id
         payload = result.to_payload(stamp, frame_id)
-        self._pub_parts.publish(String(data=interfaces.dumps(payload)))
+        try:
+            # An in-process supervisor takes the dict itself (and validates it); the JSON
+            # text is made only for subscribers that need a message.
+            self._pub_parts.publish_native(payload, _inspection_msg)
+        except SchemaError as exc:      # not valid JSON (NaN, ...): a bug, never a crash
+            with self._lock:
+                self._stats['errors'] += 1
+            self.get_logger().error(f'inspection not published: {exc}',
+                                    throttle_duration_sec=2.0)
+            return
         if self._pub_markers.get_subscription_count() > 0:   # RViz: built only when watched
             self._pub_markers.publish(self._markers(result, msg))
         total = (time.perf_counter() - t0) * 1e3

@@ -26,7 +26,6 @@ import threading
 import time
 from typing import Dict, List, Optional, Tuple
 
-from lepton_robot.detector.image_msg import bgr_to_data
 from lepton_robot.errors import ConfigError, SchemaError
 from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DECISION,
                                      SCHEMA_INSPECTION, SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED,
@@ -37,6 +36,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
+from lepton_robot.ros.native import image_msg, LocalImage
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor.tracker import BeltOdometer
@@ -47,7 +47,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float32, String
+from std_msgs.msg import Bool, Float32, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 TOPIC_SIM_SUMMARY = 'sim/summary'
@@ -408,17 +408,11 @@ class SimBridgeNode(Node):
         img = np.ascontiguousarray(self.cell.render())
         self.latency['capture'].append(1e3 * (time.perf_counter() - t0))
         stamp = _stamp(t)
-        msg = Image()
-        msg.header.stamp = stamp
-        msg.header.frame_id = self.cell.camera.frame_id
-        msg.height, msg.width = int(img.shape[0]), int(img.shape[1])
-        msg.encoding = 'bgr8'
-        msg.step = int(img.shape[1] * 3)
-        msg.data = bgr_to_data(img)
+        frame = LocalImage(Header(stamp=stamp, frame_id=self.cell.camera.frame_id), img)
         self._frame_wall[round(t, 6)] = time.monotonic()
         if len(self._frame_wall) > 100:
             self._frame_wall.pop(next(iter(self._frame_wall)))
-        self.pub_image.publish(msg)
+        self.pub_image.publish_native(frame, image_msg)
         time.sleep(0)   # the GIL to an in-process detector now (as camera_node._publish)
         self.pub_info.publish(camera_info_msg(self.cell.camera, stamp))
         if self.pub_truth is not None:

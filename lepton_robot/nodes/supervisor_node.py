@@ -6,7 +6,7 @@ import threading
 from typing import Callable, Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
-from lepton_robot.interfaces import (dumps, HEARTBEAT_LEASE_S, loads, SCHEMA_INSPECTION,
+from lepton_robot.interfaces import (check, dumps, HEARTBEAT_LEASE_S, loads, SCHEMA_INSPECTION,
                                      SCHEMA_INTENT,
                                      SCHEMA_PICK_RESULT, TOPIC_BELT_SPEED, TOPIC_BELT_STATE,
                                      TOPIC_CELL_STATE, TOPIC_DECISION, TOPIC_ESTOP, TOPIC_FEEDBACK,
@@ -43,8 +43,8 @@ def _float_range(lo: float, hi: float) -> list:
 class SupervisorNode(Node):
     """Decide for every tracked part, run the cell state machine, answer the operator."""
 
-    def __init__(self) -> None:
-        super().__init__('supervisor')
+    def __init__(self, **kwargs) -> None:
+        super().__init__('supervisor', **kwargs)
         # Every callback runs under this lock, so the inspection callback may run on the
         # thread of an in-process detector (lepton_robot.ros.intra) as well as the executor's.
         self._lock = threading.RLock()
@@ -134,7 +134,7 @@ class SupervisorNode(Node):
         self.pub_ack = self.create_publisher(String, TOPIC_SIM_ACK, RELIABLE)
         self.diag = DiagnosticsPublisher(self)
         IntraSubscription(self, String, TOPIC_INSPECTION, self._on_inspection, RELIABLE,
-                          thread_safe=True)
+                          thread_safe=True, native_callback=self._on_inspection_payload)
         self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
         self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, LATCHED)
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
@@ -171,17 +171,32 @@ class SupervisorNode(Node):
         try:
             return loads(msg.data, schema)
         except SchemaError as exc:
-            self._bad_messages += 1
-            self.get_logger().warning(f'dropping a bad {schema} message: {exc}',
-                                      throttle_duration_sec=5.0)
+            self._bad_message(schema, exc)
             return None
 
     @_serialised
+    def _bad_message(self, schema: str, exc: Exception) -> None:
+        self._bad_messages += 1
+        self.get_logger().warning(f'dropping a bad {schema} message: {exc}',
+                                  throttle_duration_sec=5.0)
+
     def _on_inspection(self, msg: String) -> None:
-        """Fold one frame's inspections into the tracks."""
+        """Fold one frame's inspections (JSON text) into the tracks."""
         payload = self._parse(msg, SCHEMA_INSPECTION)
-        if payload is None:
+        if payload is not None:
+            self._fold_inspection(payload)
+
+    def _on_inspection_payload(self, payload: dict) -> None:
+        """Fold one frame's inspections from an in-process detector (a dict, not text)."""
+        try:
+            check(payload, SCHEMA_INSPECTION)
+        except SchemaError as exc:
+            self._bad_message(SCHEMA_INSPECTION, exc)
             return
+        self._fold_inspection(payload)
+
+    @_serialised
+    def _fold_inspection(self, payload: dict) -> None:
         self._model_version = str(payload.get('model_version', payload.get('backend', '')))
         out = self.core.on_inspection(payload, self._now())
         if self.trace is not None:

@@ -15,6 +15,13 @@ supervisor -> decision) what rclcpp's intra-process manager gives C++ nodes:
   called at once on the publisher's thread; any other callback runs on its node's executor
   (``Executor.create_task``), never concurrently with the node's other callbacks on a
   single-threaded executor;
+- :meth:`IntraPublisher.publish_native` passes a native object instead of a message (what
+  REP 2007's type adaptation gives rclcpp): a subscription with a ``native_callback`` gets
+  the object itself, first; the message is built from it (``to_msg``, once) only for
+  local subscriptions without one and for DDS. The camera's frame goes to the detector as
+  a numpy array (:class:`lepton_robot.ros.native.LocalImage`), the detector's inspection
+  to the supervisor as a dict (checked there by :func:`lepton_robot.interfaces.check`):
+  no ``Image`` to fill and read back, no JSON to write and parse on that path;
 - every subscription is also a real DDS subscription: messages from other processes (or
   from publishers that do not use this module) arrive as before. A message that reached a
   subscription both ways is delivered once: the publisher records the (writer GID, DDS
@@ -121,20 +128,46 @@ class IntraPublisher:
 
     def publish(self, msg: Any) -> None:
         """Deliver ``msg`` to the local subscriptions, then write it to DDS if anyone else."""
+        self._publish(msg, None)
+
+    def publish_native(self, value: Any, to_msg: Callable[[Any], Any]) -> None:
+        """
+        Publish a native object (ROS 2's type adaptation, REP 2007, for Python).
+
+        Local subscriptions that take the native type (``native_callback``) get ``value``
+        itself, before anyone else; the message ``to_msg(value)`` is built only if a local
+        subscription without one, or a DDS subscriber outside the process, needs it, and
+        then once for all of them. The composed graph passes the camera frame as a numpy
+        array and the inspection as a dict this way: no ``Image`` to fill and read back, no
+        JSON to write and parse, on the way to the supervisor's decision.
+        """
+        self._publish(value, to_msg)
+
+    def _publish(self, value: Any, to_msg: Optional[Callable[[Any], Any]]) -> None:
         # Same process means same rclpy Context (one DDS participant): nodes of another
         # Context in this interpreter (tests do that) are other processes to each other.
         targets = [s for s in REGISTRY.subscribers(self.topic_name)
                    if s.node.context is self.node.context and s.msg_type is self.msg_type
                    and s.ready()] if self._local else []
+        if to_msg is None:
+            msg, native = value, []
+        else:
+            msg = None
+            native = [s for s in targets if s.native_callback is not None]
+            targets = [s for s in targets if s.native_callback is None]
         with self._lock:
-            remote = self.publisher.get_subscription_count() > len(targets)
+            remote = self.publisher.get_subscription_count() > len(targets) + len(native)
             if remote:
                 self._writes += 1
-                for sub in targets:
+                for sub in native + targets:
                     sub.expect_dds_copy(self.gid, self._writes)
+            for sub in native:          # the native type first: no message to build
+                sub.deliver_native(value)
+            if msg is None and (targets or remote):
+                msg = to_msg(value)
             for sub in targets:         # local first: the DDS write is the slow part
                 sub.deliver(msg)
-            self.stats['local'] += len(targets)
+            self.stats['local'] += len(targets) + len(native)
             if remote:
                 try:
                     self.publisher.publish(msg)
@@ -149,11 +182,15 @@ class IntraSubscription:
 
     def __init__(self, node: Node, msg_type: Any, topic: str,
                  callback: Callable[[Any], None], qos: QoSProfile,
-                 thread_safe: bool = False) -> None:
+                 thread_safe: bool = False,
+                 native_callback: Optional[Callable[[Any], None]] = None) -> None:
         self.node = node
         self.msg_type = msg_type
         self.callback = callback
         self.thread_safe = thread_safe
+        #: takes the native object of :meth:`IntraPublisher.publish_native` (same thread
+        #: rules as ``callback``); messages (DDS, ``publish``) still go to ``callback``
+        self.native_callback = native_callback
         self.topic_name = node.resolve_topic_name(topic)
         self._skip_lock = threading.Lock()
         self._skip: Set[Tuple[bytes, int]] = set()
@@ -209,6 +246,17 @@ class IntraSubscription:
             self.callback(msg)
         else:
             executor.create_task(self.callback, msg)
+
+    def deliver_native(self, value: Any) -> None:
+        """Run the native callback with an object from :meth:`IntraPublisher.publish_native`."""
+        self.stats['local'] += 1
+        if self.stats['local'] == 1:
+            self._first('in-process, native type (no message built)')
+        executor = None if self.thread_safe else self.node.executor
+        if executor is None:
+            self.native_callback(value)
+        else:
+            executor.create_task(self.native_callback, value)
 
     def _on_plain(self, msg: Any) -> None:
         self.stats['dds'] += 1
