@@ -210,6 +210,40 @@ def test_native_publish_builds_the_message_once_for_the_others():
         proc.close()
 
 
+def test_a_failing_to_msg_loses_no_later_message_and_duplicates_none():
+    """``to_msg`` raising (a payload that is not JSON) must not shift the DDS copy numbers."""
+    proc, other = _Process(), _Process()
+    qos = QoSProfile(depth=100)
+    try:
+        pub = intra.IntraPublisher(proc.node('talker'), String, 'chatter', qos)
+        native = []
+        sub = intra.IntraSubscription(proc.node('fast'), String, 'chatter',
+                                      lambda m: native.append(('dds', m.data)), qos,
+                                      thread_safe=True,
+                                      native_callback=lambda v: native.append(('n', v)))
+        remote = []
+        other.node('outside').create_subscription(String, 'chatter', remote.append, qos)
+        assert _spin_until([proc, other], lambda: pub.get_subscription_count() == 2)
+
+        def to_msg(value):
+            if value == 'bad':
+                raise ValueError('not serialisable')
+            return String(data=value)
+        for value in ('a', 'bad', 'b', 'c'):
+            try:
+                pub.publish_native(value, to_msg)
+            except ValueError:
+                pass
+        assert _spin_until([proc, other], lambda: len(remote) == 3)
+        proc.spin_once(0.3)
+        assert [m.data for m in remote] == ['a', 'b', 'c']
+        assert native == [('n', 'a'), ('n', 'bad'), ('n', 'b'), ('n', 'c')]   # no DDS dup
+        assert sub.stats['dropped_copies'] == 3
+    finally:
+        other.close()
+        proc.close()
+
+
 def test_native_subscriber_still_gets_messages_over_dds():
     """From another process the native subscriber's ordinary callback gets the message."""
     proc, other = _Process(), _Process()

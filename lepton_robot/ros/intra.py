@@ -164,7 +164,12 @@ class IntraPublisher:
             for sub in native:          # the native type first: no message to build
                 sub.deliver_native(value)
             if msg is None and (targets or remote):
-                msg = to_msg(value)
+                try:
+                    msg = to_msg(value)
+                except Exception:
+                    if remote:      # no write: the next one takes this sequence number
+                        self._writes -= 1
+                    raise
             for sub in targets:         # local first: the DDS write is the slow part
                 sub.deliver(msg)
             self.stats['local'] += len(targets) + len(native)
