@@ -204,6 +204,34 @@ def test_malformed_frame_raises_diagnostics_and_next_frame_is_processed(harness,
     assert harness.node.stats()['errors'] == 0
 
 
+def test_an_unexpected_error_in_a_frame_is_counted_and_the_worker_goes_on(harness, frames):
+    """
+    A bug that raises while a frame is processed never ends the worker thread.
+
+    Steps: make the detector raise once (a stand-in for any bug past the frame checks),
+    send a frame, see the error counted and an ERROR diagnostic; the next frame gives an
+    inspection as usual.
+    """
+    img, _ = frames[0]
+    real = harness.node.detector.detect
+    calls = []
+
+    def broken(image):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError('a bug')
+        return real(image)
+    harness.node.detector.detect = broken
+    assert harness.send(image_msg(img, stamp=3.0), 'received')
+    assert harness.spin_until(lambda: harness.node.stats()['errors'] == 1)
+    assert harness.spin_until(lambda: any(d.message == 'frame not processed'
+                                          for d in harness.diags))
+    assert harness.node._worker.is_alive()
+    assert harness.send(image_msg(img, stamp=4.0), 'processed')
+    assert harness.spin_until(lambda: any(
+        loads(p, SCHEMA_INSPECTION)['stamp'] == pytest.approx(4.0) for p in harness.parts))
+
+
 def test_periodic_diagnostics_report_backend_fps_and_counters(harness, frames):
     """The 1 Hz status carries backend, fps, latency and the frame counters."""
     harness.send(image_msg(frames[0][0]), 'processed')

@@ -384,7 +384,14 @@ class DefectDetectorNode(LifecycleNode):
                 if self._stop:
                     return
                 msg, self._pending = self._pending, None
-            self._process(msg)
+            try:
+                self._process(msg)
+            except Exception as exc:    # a bug: count it, say it, keep inspecting
+                with self._lock:
+                    self._stats['errors'] += 1
+                self.get_logger().error(f'frame not processed: {exc!r}',
+                                        throttle_duration_sec=2.0)
+                self._diag.publish(ERROR, 'frame not processed', {'error': repr(exc)})
 
     def _process(self, msg: Image) -> None:
         t0 = time.perf_counter()
@@ -408,8 +415,8 @@ class DefectDetectorNode(LifecycleNode):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         frame_id = msg.header.frame_id or 'camera_optical'
         self._frame_id = frame_id
-        payload = result.to_payload(stamp, frame_id)
         try:
+            payload = result.to_payload(stamp, frame_id)
             # An in-process supervisor takes the dict itself (and validates it); the JSON
             # text is made only for subscribers that need a message.
             self._pub_parts.publish_native(payload, _inspection_msg)
