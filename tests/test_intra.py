@@ -330,11 +330,11 @@ def test_local_image_reads_like_an_image_message():
     """A LocalImage passes image_to_bgr as its Image does, shares the frame, is read-only."""
     np = pytest.importorskip('numpy')
     from lepton_robot.detector.image_msg import image_to_bgr
-    from lepton_robot.ros.native import image_msg, LocalImage
+    from lepton_robot.ros.native import LocalImage
     from std_msgs.msg import Header
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     local = LocalImage(Header(frame_id='camera_optical'), frame)
-    msg = image_msg(local)
+    msg = local.to_msg()
     for view in (local, msg):
         out = image_to_bgr(view.height, view.width, view.encoding, view.step, view.data)
         assert np.array_equal(out, frame)

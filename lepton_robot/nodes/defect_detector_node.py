@@ -415,17 +415,10 @@ class DefectDetectorNode(LifecycleNode):
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         frame_id = msg.header.frame_id or 'camera_optical'
         self._frame_id = frame_id
-        try:
-            payload = result.to_payload(stamp, frame_id)
-            # An in-process supervisor takes the dict itself (and validates it); the JSON
-            # text is made only for subscribers that need a message.
-            self._pub_parts.publish_native(payload, _inspection_msg)
-        except SchemaError as exc:      # not valid JSON (NaN, ...): a bug, never a crash
-            with self._lock:
-                self._stats['errors'] += 1
-            self.get_logger().error(f'inspection not published: {exc}',
-                                    throttle_duration_sec=2.0)
-            return
+        # An in-process supervisor takes the dict itself (and validates it); the JSON text is
+        # made only for subscribers that need a message. A payload that breaks the contract
+        # (SchemaError: a bug) is counted and reported by _work, which goes on.
+        self._pub_parts.publish_native(result.to_payload(stamp, frame_id), _inspection_msg)
         if self._pub_markers.get_subscription_count() > 0:   # RViz: built only when watched
             self._pub_markers.publish(self._markers(result, msg))
         total = (time.perf_counter() - t0) * 1e3

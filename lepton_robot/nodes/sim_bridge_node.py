@@ -36,7 +36,7 @@ from lepton_robot.interfaces import (dumps, loads, SCHEMA_CELL_STATE, SCHEMA_DEC
                                      TOPIC_MANIPULATION_PLANNING, TOPIC_PICK_RESULT, TOPIC_SIM_ACK)
 from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
-from lepton_robot.ros.native import image_msg, LocalImage
+from lepton_robot.ros.native import LocalImage
 from lepton_robot.ros.node_main import run_node
 from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor.tracker import BeltOdometer
@@ -412,7 +412,7 @@ class SimBridgeNode(Node):
         self._frame_wall[round(t, 6)] = time.monotonic()
         if len(self._frame_wall) > 100:
             self._frame_wall.pop(next(iter(self._frame_wall)))
-        self.pub_image.publish_native(frame, image_msg)
+        self.pub_image.publish_native(frame, LocalImage.to_msg)
         time.sleep(0)   # the GIL to an in-process detector now (as camera_node._publish)
         self.pub_info.publish(camera_info_msg(self.cell.camera, stamp))
         if self.pub_truth is not None:

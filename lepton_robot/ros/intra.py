@@ -243,25 +243,21 @@ class IntraSubscription:
 
     def deliver(self, msg: Any) -> None:
         """Run the callback with a message from an in-process publisher."""
-        self.stats['local'] += 1
-        if self.stats['local'] == 1:
-            self._first('in-process (no DDS copy)')
-        executor = None if self.thread_safe else self.node.executor
-        if executor is None:
-            self.callback(msg)
-        else:
-            executor.create_task(self.callback, msg)
+        self._run_local(self.callback, msg, 'in-process (no DDS copy)')
 
     def deliver_native(self, value: Any) -> None:
         """Run the native callback with an object from :meth:`IntraPublisher.publish_native`."""
+        self._run_local(self.native_callback, value, 'in-process, native type (no message built)')
+
+    def _run_local(self, callback: Callable[[Any], None], value: Any, how: str) -> None:
         self.stats['local'] += 1
         if self.stats['local'] == 1:
-            self._first('in-process, native type (no message built)')
+            self._first(how)
         executor = None if self.thread_safe else self.node.executor
         if executor is None:
-            self.native_callback(value)
+            callback(value)
         else:
-            executor.create_task(self.native_callback, value)
+            executor.create_task(callback, value)
 
     def _on_plain(self, msg: Any) -> None:
         self.stats['dds'] += 1

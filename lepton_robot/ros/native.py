@@ -8,8 +8,6 @@ A :class:`LocalImage` is a camera frame as the numpy array it already is, with t
 :meth:`LocalImage.to_msg` builds the real message only for subscribers that need one.
 """
 
-from typing import Any
-
 from lepton_robot.detector.image_msg import bgr_to_data
 import numpy as np
 from sensor_msgs.msg import Image
@@ -45,8 +43,3 @@ class LocalImage:
         msg.step = self.step
         msg.data = bgr_to_data(self.data)
         return msg
-
-
-def image_msg(value: Any) -> Image:
-    """``to_msg`` for :meth:`IntraPublisher.publish_native` of a :class:`LocalImage`."""
-    return value.to_msg()
