@@ -61,9 +61,9 @@ def _sgemm_gflops(threads):
     return best / 1e9
 
 
-def _worker(model, threads, inputs):
+def _worker(model, threads, inputs, spin='run'):
     """
-    ``--worker MODEL THREADS INPUTS.npy``: one ONNX Runtime session alone in this process.
+    ``--worker MODEL THREADS INPUTS.npy SPIN``: one ONNX Runtime session alone in this process.
 
     Reads ``batch settle_ms n`` lines on stdin; for each, calls the model on the first
     ``batch`` inputs for at least ``settle_ms`` uncounted, then ``n`` times counted, and
@@ -71,7 +71,7 @@ def _worker(model, threads, inputs):
     """
     from lepton_robot.detector.backends import OnnxRuntimeBackend
     backend = OnnxRuntimeBackend(model, providers=['CPUExecutionProvider'],
-                                 threads=threads).load()
+                                 threads=threads, spin=spin).load()
     x_all = np.load(inputs)
     for _ in range(10):
         backend.infer(x_all[:1])
@@ -91,7 +91,8 @@ def _worker(model, threads, inputs):
     return 0
 
 
-def _own_process_latency(models, x, threads, batches, block=8, settle_ms=100.0):
+def _own_process_latency(models, x, threads, batches, block=8, settle_ms=100.0,
+                         spin='run'):
     """
     Time each model in its own worker process, block-interleaved across the processes.
 
@@ -105,7 +106,8 @@ def _own_process_latency(models, x, threads, batches, block=8, settle_ms=100.0):
     inputs = os.path.join(workdir, 'inputs.npy')
     np.save(inputs, x)
     procs = {name: subprocess.Popen([sys.executable, os.path.abspath(__file__), '--worker',
-                                     str(path), str(threads), inputs],
+                                     str(path), str(threads), inputs,
+                                     spin],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
              for name, path in models.items()}
     samples = {name: {} for name in models}
@@ -132,8 +134,8 @@ def _own_process_latency(models, x, threads, batches, block=8, settle_ms=100.0):
 
 def main(argv=None):
     """Run the benchmark and print/write the JSON report."""
-    if argv is None and len(sys.argv) == 5 and sys.argv[1] == '--worker':
-        return _worker(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    if argv is None and len(sys.argv) == 6 and sys.argv[1] == '--worker':
+        return _worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--model', default=None, help='FP32 ONNX (default: shipped)')
     parser.add_argument('--data', default=None,
@@ -141,6 +143,9 @@ def main(argv=None):
                              'frames, seed 777)')
     parser.add_argument('--iters', type=int, default=200)
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--spin', default='run', choices=('run', 'never', 'always'),
+                        help="how ONNX Runtime's pool threads wait for work (as the node's "
+                             "'spin' parameter; default run: spin within a call only)")
     parser.add_argument('--out', default=None, help='write the JSON here too')
     args = parser.parse_args(argv)
 
@@ -166,7 +171,7 @@ def main(argv=None):
         for _ in datagen.iter_dataset(Path(data), 150, seed=777):
             pass
     fp32 = OnnxRuntimeBackend(str(fp32_path), providers=['CPUExecutionProvider'],
-                              threads=args.threads).load()
+                              threads=args.threads, spin=args.spin).load()
     meta = fp32.metadata
     frames = ds.read_labels(data)
     crops = ds.build_crops(frames, meta.segmentation, meta.crop_px, meta.input_size)
@@ -174,6 +179,7 @@ def main(argv=None):
     x1, x8 = x_all[:1], x_all[:8]
 
     report = {'machine': {'cpus': os.cpu_count(), 'threads': args.threads,
+                          'ort_spin': args.spin,
                           'load_avg_1m': round(os.getloadavg()[0], 2)},
               'model': str(fp32_path), 'input_size': meta.input_size,
               'n_crops': int(len(x_all)), 'data': data, 'latency': {}, 'accuracy': {}}
@@ -192,12 +198,12 @@ def main(argv=None):
     backends = [fp32]
     if int8_path.is_file():
         int8 = OnnxRuntimeBackend(str(int8_path), providers=['CPUExecutionProvider'],
-                                  threads=args.threads).load()
+                                  threads=args.threads, spin=args.spin).load()
         runners['ort_int8'] = int8.infer
         backends.append(int8)
     if fp16_path.is_file():
         fp16 = OnnxRuntimeBackend(str(fp16_path), providers=['CPUExecutionProvider'],
-                                  threads=args.threads).load()
+                                  threads=args.threads, spin=args.spin).load()
         runners['ort_fp16_on_cpu'] = fp16.infer
         backends.append(fp16)
     reason = tensorrt_available()
@@ -228,7 +234,7 @@ def main(argv=None):
     # share of a core comes and goes, and FP32 gains more from it than INT8 does.
     if int8_path.is_file():
         one = {name: OnnxRuntimeBackend(str(path), providers=['CPUExecutionProvider'],
-                                        threads=1).load()
+                                        threads=1, spin=args.spin).load()
                for name, path in (('ort_fp32', fp32_path), ('ort_int8', int8_path))}
         backends.extend(one.values())
         report['latency_1_thread'] = {}
@@ -243,7 +249,7 @@ def main(argv=None):
         # in one process, the thread pool of the session just run slowed the next one.
         own, own_rounds = _own_process_latency(
             {'ort_fp32': fp32_path, 'ort_int8': int8_path}, x8, args.threads,
-            (('batch1', 1, 25), ('batch8', 8, 6)))
+            (('batch1', 1, 25), ('batch8', 8, 6)), spin=args.spin)
         report['latency_own_process'] = {
             name: {b: _percentiles(v) for b, v in by_batch.items()}
             for name, by_batch in own.items()}

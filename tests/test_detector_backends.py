@@ -59,6 +59,33 @@ def test_ort_rejects_wrong_batches(ort_cpu, shape):
 
 
 @needs_model
+@pytest.mark.parametrize('spin,allow,stop', [('run', '1', '1'), ('never', '0', ''),
+                                             ('always', '1', '')])
+def test_ort_pool_threads_spin_as_asked(spin, allow, stop):
+    """Spin modes map onto the session's config; the default spins within a run only."""
+    kwargs = {} if spin == 'run' else {'spin': spin}
+    backend = create_backend(str(SHIPPED_MODEL), 'onnxruntime-cpu', threads=2, warmup=False,
+                             **kwargs)
+    opts = backend.session.get_session_options()
+    assert opts.get_session_config_entry('session.intra_op.allow_spinning') == allow
+    assert opts.get_session_config_entry('session.inter_op.allow_spinning') == allow
+    if stop:
+        assert opts.get_session_config_entry('session.force_spinning_stop') == stop
+    else:
+        with pytest.raises(RuntimeError, match='does not have'):
+            opts.get_session_config_entry('session.force_spinning_stop')
+    size = backend.metadata.input_size
+    out = backend.infer(np.zeros((2, 3, size, size), np.float32))
+    assert out['condition'].shape[0] == 2
+
+
+def test_unknown_spin_mode_is_refused():
+    """A spin mode that does not exist is a BackendError naming the valid ones."""
+    with pytest.raises(BackendError, match='never'):
+        OnnxRuntimeBackend(str(SHIPPED_MODEL), spin='sometimes')
+
+
+@needs_model
 def test_warmup_returns_latency(ort_cpu):
     """warmup() runs the model and returns a positive mean latency."""
     assert ort_cpu.warmup(iterations=2, batch_size=2) > 0.0

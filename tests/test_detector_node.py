@@ -274,6 +274,15 @@ def test_read_only_parameters_cannot_change(harness):
     """Parameters that need a restart (model, backend) are read-only."""
     result = harness.node.set_parameters([Parameter('backend', value='tensorrt')])[0]
     assert not result.successful
+    result = harness.node.set_parameters([Parameter('spin', value='always')])[0]
+    assert not result.successful
+
+
+def test_ort_pool_threads_stop_spinning_between_frames(harness):
+    """The node's session leaves the cores to the other nodes between frames (spin)."""
+    assert harness.node.get_parameter('spin').value == 'run'
+    opts = harness.node.detector.backend.session.get_session_options()
+    assert opts.get_session_config_entry('session.force_spinning_stop') == '1'
 
 
 def test_sensitivity_follows_cell_state(harness):

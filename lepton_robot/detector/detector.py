@@ -270,14 +270,16 @@ class DefectDetector:
 
     @classmethod
     def from_model(cls, model_path: Optional[str] = None, backend: str = 'auto',
-                   threads: int = 0, **kwargs: Any) -> 'DefectDetector':
+                   threads: int = 0, spin: str = 'run',
+                   **kwargs: Any) -> 'DefectDetector':
         """
         Load a model file (default: the shipped one) on a backend and build a detector.
 
         :raises ModelError: if the model is missing or invalid.
         :raises BackendError: if the backend cannot run here.
         """
-        impl = create_backend(model_path or default_model_path(), backend, threads=threads)
+        impl = create_backend(model_path or default_model_path(), backend, threads=threads,
+                              spin=spin)
         return cls(impl, **kwargs)
 
     @property

@@ -175,7 +175,8 @@ class DefectDetectorNode(LifecycleNode):
             camera, belt_z = None, None
         self.detector = DefectDetector.from_model(
             p['model_path'] or p['model'] or default_model_path(), backend=p['backend'],
-            threads=p['threads'], sensitivity=p['sensitivity'], camera=camera, belt_z=belt_z)
+            threads=p['threads'], spin=p['spin'], sensitivity=p['sensitivity'],
+            camera=camera, belt_z=belt_z)
         if p['input_size'] and p['input_size'] != self.detector.meta.input_size:
             raise ConfigError(f'input_size {p["input_size"]} does not match the model '
                               f'({self.detector.meta.input_size}); set 0 to use the model value')
@@ -259,6 +260,10 @@ class DefectDetectorNode(LifecycleNode):
         self.declare_parameter('threads', 2, desc(
             'ONNX Runtime intra-op threads (0 = its default)', True,
             integer_range=[IntegerRange(from_value=0, to_value=64, step=1)]))
+        self.declare_parameter('spin', 'run', desc(
+            "how ONNX Runtime's pool threads wait for work: run = spin within a frame's "
+            'inference and stop when it returns; never; always = its own default, they keep '
+            'spinning between frames and hold a core the other nodes need', True))
         self.declare_parameter('max_image_pixels', DEFAULT_MAX_PIXELS, desc(
             'frames with more pixels are refused (diagnostics, skipped)',
             integer_range=[IntegerRange(from_value=64, to_value=100_000_000, step=1)]))
@@ -281,7 +286,7 @@ class DefectDetectorNode(LifecycleNode):
 
     def _params(self) -> dict:
         names = ('model_path', 'model', 'backend', 'sensitivity', 'input_size', 'threads',
-                 'max_image_pixels', 'camera_calibration', 'scenario', 'follow_cell_state',
+                 'spin', 'max_image_pixels', 'camera_calibration', 'scenario', 'follow_cell_state',
                  'diagnostics_period', 'autostart')
         return {n: self.get_parameter(n).value for n in names}
 
