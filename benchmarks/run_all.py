@@ -168,6 +168,7 @@ def table_rows(res: dict) -> list:
     t = res.get('transport', {})
     if t.get('status') == 'ok':
         goals = {'separate': '<= 2 ms', 'composed': '<= 0.5 ms'}
+        defaults = set(t.get('default_executor_results', {}).values())
         for key, v in t['results'].items():
             tr = v['transport_ms']
             mode = v.get('mode', key)
@@ -175,7 +176,8 @@ def table_rows(res: dict) -> list:
             path = 'in-process' if v.get('intra_process') else 'DDS'
             rows.append(('transport', f'{key} ({v["processes"]} process(es), '
                          f'{v.get("executor", "single")} executor, {path}): camera -> '
-                         f'decision minus inference p50 / p99',
+                         f'decision minus inference p50 / p99'
+                         + (' (the default set-up)' if key in defaults else ''),
                          f'{_fmt(tr.get("p50"))} / {_fmt(tr.get("p99"))} ms '
                          f'(n={tr.get("n")}; detector {_fmt(v["detector_ms"].get("p50"))} ms; '
                          f'{_fmt(v["graph_cpu_ms_per_decision"])} ms CPU/decision)',

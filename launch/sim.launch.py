@@ -25,10 +25,10 @@ def generate_launch_description():
     namespace = LaunchConfiguration('namespace')
     use_sim_time = ParameterValue(LaunchConfiguration('use_sim_time'), value_type=bool)
     args = [
-        DeclareLaunchArgument('executor', default_value='single',
-                              description="every node's rclpy executor: single "
-                                          '(SingleThreadedExecutor) or events (the '
-                                          'experimental EventsExecutor)'),
+        DeclareLaunchArgument('executor', default_value='auto',
+                              description="every node's rclpy executor: auto (the "
+                                          'experimental EventsExecutor where rclpy has it, '
+                                          'else SingleThreadedExecutor), single or events'),
         SetEnvironmentVariable('LEPTON_EXECUTOR', LaunchConfiguration('executor')),
         DeclareLaunchArgument('namespace', default_value='',
                               description='namespace of every node and topic (e.g. cell1)'),

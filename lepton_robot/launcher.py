@@ -525,10 +525,11 @@ def add_graph_arguments(parser) -> None:
     """
     parser.add_argument('--composed', action='store_true',
                         help='run every node in one process (an executor thread each)')
-    parser.add_argument('--executor', choices=('single', 'events'), default='',
-                        help="every node's rclpy executor: single (SingleThreadedExecutor, "
-                             'the default) or events (the experimental EventsExecutor); '
-                             'sets LEPTON_EXECUTOR for the node processes')
+    parser.add_argument('--executor', choices=('auto', 'single', 'events'), default='',
+                        help="the nodes' rclpy executor: auto (the default: a process of "
+                             'one node on the experimental EventsExecutor where rclpy has '
+                             'it, a composed one on SingleThreadedExecutors), single or '
+                             'events; sets LEPTON_EXECUTOR for the node processes')
     parser.add_argument('--detector', choices=('onnx', 'truth'), default='onnx',
                         help='onnx: defect_detector_node (default); truth: ground-truth '
                              'inspections from the sim (a test double for the graph)')

@@ -1,7 +1,8 @@
 """The nodes' standard main: the executor chosen by ``LEPTON_EXECUTOR``."""
 
 from lepton_robot.errors import LeptonError
-from lepton_robot.ros.node_main import make_executor
+from lepton_robot.ros import node_main
+from lepton_robot.ros.node_main import executor_kind, make_executor
 import pytest
 import rclpy
 
@@ -13,12 +14,13 @@ def context():
     rclpy.try_shutdown()
 
 
-@pytest.mark.parametrize('value, name', [(None, 'SingleThreadedExecutor'),
+@pytest.mark.parametrize('value, name', [(None, 'EventsExecutor'),
+                                         ('auto', 'EventsExecutor'),
                                          ('single', 'SingleThreadedExecutor'),
                                          (' Events ', 'EventsExecutor')])
 def test_executor_from_environment(context, monkeypatch, value, name):
     """
-    Unset or ``single`` -> SingleThreadedExecutor; ``events`` -> EventsExecutor.
+    Unset or ``auto`` (one node) and ``events`` -> EventsExecutor; ``single`` -> single.
 
     (rclpy's ``EventsExecutor`` is a factory of the C++ class of that name.)
     """
@@ -36,8 +38,24 @@ def test_executor_from_environment(context, monkeypatch, value, name):
 def test_unknown_executor_is_a_clear_error(monkeypatch):
     """A typo in LEPTON_EXECUTOR names the accepted values instead of spinning something."""
     monkeypatch.setenv('LEPTON_EXECUTOR', 'multi')
-    with pytest.raises(LeptonError, match="'multi'.*single, events"):
+    with pytest.raises(LeptonError, match="'multi'.*auto, single, events"):
         make_executor()
+
+
+def test_auto_composes_on_single_and_falls_back_without_events(monkeypatch):
+    """
+    ``auto``: one node -> events (single without it); several -> single.
+
+    Several nodes in a process need the single-threaded executor's in-process path; an
+    rclpy without the EventsExecutor (Humble) gets single for one node too.
+    """
+    monkeypatch.delenv('LEPTON_EXECUTOR', raising=False)
+    assert executor_kind(nodes=1) == 'events'
+    assert executor_kind(nodes=4) == 'single'
+    assert executor_kind('events', nodes=4) == 'events'
+    assert executor_kind('single', nodes=1) == 'single'
+    monkeypatch.setattr(node_main, 'events_executor_available', lambda: False)
+    assert executor_kind(nodes=1) == 'single'
 
 
 _COMPOSED = r"""

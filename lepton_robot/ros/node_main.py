@@ -1,10 +1,17 @@
 """
 The standard ``main`` of every lepton_robot node executable.
 
-The executor is chosen by the environment variable ``LEPTON_EXECUTOR``: ``single`` (the
-default, rclpy's wait-set ``SingleThreadedExecutor``) or ``events`` (rclpy's experimental
-C++ ``EventsExecutor``: 22-34 % less camera -> decision transport latency in
-``benchmarks/bench_transport.py``; it must spin on the main thread, where these nodes spin).
+The executor is chosen by the environment variable ``LEPTON_EXECUTOR``:
+
+- ``auto`` (the default): a process that runs one node spins it on rclpy's experimental
+  C++ ``EventsExecutor`` where this rclpy has one, a composed process (several nodes) on
+  one ``SingleThreadedExecutor`` per node, which the in-process path
+  (:mod:`lepton_robot.ros.intra`) needs. ``benchmarks/bench_transport.py``, separate
+  processes: camera -> decision transport p50 1.5 ms on the ``EventsExecutor`` against
+  2.1 ms, and a third less CPU per decision;
+- ``single``: rclpy's wait-set ``SingleThreadedExecutor`` everywhere;
+- ``events``: the ``EventsExecutor`` everywhere (composed, one for all nodes, on the main
+  thread, where it must spin; no in-process path).
 
 Every node process also keeps freed frame-sized buffers for reuse (:func:`keep_frame_buffers`);
 ``LEPTON_MALLOC_TUNING=0`` turns that off.
@@ -23,7 +30,7 @@ import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
-EXECUTORS = ('single', 'events')
+EXECUTORS = ('auto', 'single', 'events')
 
 #: glibc ``mallopt`` parameters (``malloc.h``)
 _M_TRIM_THRESHOLD = -1
@@ -58,19 +65,42 @@ def keep_frame_buffers(mmap_threshold: int = 16 << 20, trim_threshold: int = 64 
         bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 
-def make_executor(kind: Optional[str] = None) -> Executor:
+def events_executor_available() -> bool:
+    """Return whether this rclpy has the experimental ``EventsExecutor`` (Kilted has)."""
+    try:
+        from rclpy.experimental import EventsExecutor  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def executor_kind(kind: Optional[str] = None, nodes: int = 1) -> str:
     """
-    Return a new executor of ``kind`` (default: ``$LEPTON_EXECUTOR``, else ``single``).
+    Return the executor kind to use: ``single`` or ``events``.
+
+    :param kind: ``auto``, ``single`` or ``events`` (default: ``$LEPTON_EXECUTOR``, else
+        ``auto``).
+    :param nodes: how many nodes the process runs (``auto`` composes on ``single``).
+    :raises LeptonError: for an unknown kind.
+    """
+    kind = (kind or os.environ.get('LEPTON_EXECUTOR') or 'auto').strip().lower()
+    if kind not in EXECUTORS:
+        raise LeptonError(f'LEPTON_EXECUTOR={kind!r}: expected one of {", ".join(EXECUTORS)}')
+    if kind != 'auto':
+        return kind
+    return 'events' if nodes == 1 and events_executor_available() else 'single'
+
+
+def make_executor(kind: Optional[str] = None, nodes: int = 1) -> Executor:
+    """
+    Return a new executor of ``kind`` (see :func:`executor_kind`).
 
     :raises LeptonError: for an unknown kind.
     """
-    kind = (kind or os.environ.get('LEPTON_EXECUTOR') or 'single').strip().lower()
-    if kind == 'single':
-        return SingleThreadedExecutor()
-    if kind == 'events':
+    if executor_kind(kind, nodes) == 'events':
         from rclpy.experimental import EventsExecutor
         return EventsExecutor()
-    raise LeptonError(f'LEPTON_EXECUTOR={kind!r}: expected one of {", ".join(EXECUTORS)}')
+    return SingleThreadedExecutor()
 
 
 def spin(executor: Executor) -> None:
@@ -125,7 +155,8 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
     failures: List[str] = []
     status = 0
     try:
-        executor = make_executor()
+        kind = executor_kind(nodes=len(factories))
+        executor = make_executor(kind)
         executors.append(executor)
         shared = not isinstance(executor, Executor)     # the EventsExecutor (see intra)
         if shared:
@@ -134,8 +165,12 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
             node = factory()
             nodes.append(node)
             if not shared and len(nodes) > 1:
-                executors.append(make_executor())
+                executors.append(make_executor(kind))
             executors[-1].add_node(node)
+        if nodes:
+            nodes[0].get_logger().info(
+                f'executor: {type(executor).__name__} (LEPTON_EXECUTOR='
+                f'{os.environ.get("LEPTON_EXECUTOR") or "auto"}, {len(nodes)} node(s))')
         for node, other in list(zip(nodes, executors))[1:]:
             thread = threading.Thread(target=_spin_thread, args=(other, node, failures),
                                       name=f'executor-{node.get_name()}', daemon=True)
