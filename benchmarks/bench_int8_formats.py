@@ -7,9 +7,9 @@ space-to-depth stem rewrite of ``lepton_robot/training/onnx_stem.py``; ``shipped
 ``quantize_variants`` itself, as ``lepton-robot export`` runs it), counts the operators
 ONNX Runtime actually runs after its graph optimisations (is every Conv a QLinearConv, or is it
 DequantizeLinear -> float Conv?), and measures per-call latency at batch 1 and 8 with 2
-threads and with 1 (block-interleaved with FP32), plus crop-level accuracy on validation
-crops. Also records the CPU's int8 features (avx512_vnni, avx_vnni, avx2). JSON out. Not a
-test. Usage::
+threads and with 1 (block-interleaved with FP32; ``--spin`` as the node's parameter, ``run``
+by default), plus crop-level accuracy on validation crops. Also records the CPU's int8
+features (avx512_vnni, avx_vnni, avx2). JSON out. Not a test. Usage::
 
     nice -n 10 .venv/bin/python benchmarks/bench_int8_formats.py --data DIR --out x.json
 """
@@ -39,9 +39,11 @@ def _cpu_flags():
     return {'model': model, **{f: f in flags for f in wanted}}
 
 
-def _session(path, threads, optimized_out=None):
+def _session(path, threads, optimized_out=None, spin='run'):
     import onnxruntime as ort
+    from lepton_robot.detector.backends import set_spin
     opts = ort.SessionOptions()
+    set_spin(opts, spin)
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
@@ -116,6 +118,9 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, nargs='+', default=[2, 1],
                         help='intra-op thread counts to time (the first one also counts the '
                              'operators)')
+    parser.add_argument('--spin', default='run', choices=('run', 'never', 'always'),
+                        help="how ONNX Runtime's pool threads wait for work (as the detector "
+                             "node's 'spin' parameter)")
     parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
 
@@ -149,12 +154,14 @@ def main(argv=None):
     shipped.parent.mkdir()
     shipped.write_bytes(fp32.read_bytes())
     variants['shipped_recipe'] = quantize_variants(shipped, calib)['int8']
-    report = {'cpu': _cpu_flags(), 'threads': args.threads, 'model': str(fp32),
+    report = {'cpu': _cpu_flags(), 'threads': args.threads, 'spin': args.spin,
+              'model': str(fp32),
               'input_size': meta.input_size, 'n_val_crops': int(len(x_all)),
               'load_avg_1m': round(os.getloadavg()[0], 2), 'variants': {}}
     by_threads, first = {}, None
     for threads in args.threads:
-        sessions = {name: _session(path, threads) for name, path in variants.items()}
+        sessions = {name: _session(path, threads, spin=args.spin)
+                    for name, path in variants.items()}
         by_threads[threads] = _latency(sessions, {'batch1': x_all[:1], 'batch8': x_all[:8]},
                                        args.iters)
         if first is None:

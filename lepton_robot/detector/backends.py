@@ -22,7 +22,7 @@ import logging
 import os
 from pathlib import Path
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from lepton_robot.detector.metadata import (INPUT_NAME, ModelMetadata, OUTPUT_NAMES,
                                             read_onnx_metadata)
@@ -113,6 +113,23 @@ class InferenceBackend:
         return np.ascontiguousarray(batch, dtype=np.float32)
 
 
+def set_spin(opts: Any, spin: str) -> None:
+    """
+    Set how an ONNX Runtime session's pool threads wait for work (:data:`SPIN_MODES`).
+
+    :param opts: an ``onnxruntime.SessionOptions``.
+    :param spin: ``run``, ``never`` or ``always`` (see :class:`OnnxRuntimeBackend`).
+    :raises BackendError: for another value.
+    """
+    if spin not in SPIN_MODES:
+        raise BackendError(f'unknown spin mode {spin!r}; choose one of {SPIN_MODES}')
+    allow = '0' if spin == 'never' else '1'
+    opts.add_session_config_entry('session.intra_op.allow_spinning', allow)
+    opts.add_session_config_entry('session.inter_op.allow_spinning', allow)
+    if spin == 'run':
+        opts.add_session_config_entry('session.force_spinning_stop', '1')
+
+
 def _check_model_file(model_path: str) -> None:
     if not os.path.isfile(model_path):
         raise ModelError(f'model file not found: {model_path}')
@@ -168,11 +185,7 @@ class OnnxRuntimeBackend(InferenceBackend):
         if self.threads > 0:
             opts.intra_op_num_threads = self.threads
             opts.inter_op_num_threads = 1
-        allow = '0' if self.spin == 'never' else '1'
-        opts.add_session_config_entry('session.intra_op.allow_spinning', allow)
-        opts.add_session_config_entry('session.inter_op.allow_spinning', allow)
-        if self.spin == 'run':
-            opts.add_session_config_entry('session.force_spinning_stop', '1')
+        set_spin(opts, self.spin)
         session, last_error = None, None
         # A provider that fails to start can make the whole session fail: drop it and retry.
         for i in range(len(providers)):
