@@ -136,6 +136,7 @@ def main(argv=None):
     """Run the benchmark and print/write the JSON report."""
     if argv is None and len(sys.argv) == 6 and sys.argv[1] == '--worker':
         return _worker(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    from lepton_robot.detector.backends import SPIN_MODES
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--model', default=None, help='FP32 ONNX (default: shipped)')
     parser.add_argument('--data', default=None,
@@ -143,7 +144,7 @@ def main(argv=None):
                              'frames, seed 777)')
     parser.add_argument('--iters', type=int, default=200)
     parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--spin', default='run', choices=('run', 'never', 'always'),
+    parser.add_argument('--spin', default='run', choices=SPIN_MODES,
                         help="how ONNX Runtime's pool threads wait for work (as the node's "
                              "'spin' parameter; default run: spin within a call only)")
     parser.add_argument('--out', default=None, help='write the JSON here too')

@@ -111,6 +111,7 @@ def _latency(sessions, inputs, iters):
 
 def main(argv=None):
     """Build the variants, count their operators, time them, write JSON."""
+    from lepton_robot.detector.backends import SPIN_MODES
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[1])
     parser.add_argument('--model', default=None, help='FP32 ONNX (default: shipped)')
     parser.add_argument('--data', required=True, help='datagen dir (validation crops)')
@@ -118,7 +119,7 @@ def main(argv=None):
     parser.add_argument('--threads', type=int, nargs='+', default=[2, 1],
                         help='intra-op thread counts to time (the first one also counts the '
                              'operators)')
-    parser.add_argument('--spin', default='run', choices=('run', 'never', 'always'),
+    parser.add_argument('--spin', default='run', choices=SPIN_MODES,
                         help="how ONNX Runtime's pool threads wait for work (as the detector "
                              "node's 'spin' parameter)")
     parser.add_argument('--out', default=None)

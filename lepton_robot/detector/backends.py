@@ -113,6 +113,13 @@ class InferenceBackend:
         return np.ascontiguousarray(batch, dtype=np.float32)
 
 
+def _spin_mode(spin: str) -> str:
+    """Return ``spin`` if it is one of :data:`SPIN_MODES`; else raise BackendError."""
+    if spin not in SPIN_MODES:
+        raise BackendError(f'unknown spin mode {spin!r}; choose one of {SPIN_MODES}')
+    return spin
+
+
 def set_spin(opts: Any, spin: str) -> None:
     """
     Set how an ONNX Runtime session's pool threads wait for work (:data:`SPIN_MODES`).
@@ -121,9 +128,7 @@ def set_spin(opts: Any, spin: str) -> None:
     :param spin: ``run``, ``never`` or ``always`` (see :class:`OnnxRuntimeBackend`).
     :raises BackendError: for another value.
     """
-    if spin not in SPIN_MODES:
-        raise BackendError(f'unknown spin mode {spin!r}; choose one of {SPIN_MODES}')
-    allow = '0' if spin == 'never' else '1'
+    allow = '0' if _spin_mode(spin) == 'never' else '1'
     opts.add_session_config_entry('session.intra_op.allow_spinning', allow)
     opts.add_session_config_entry('session.inter_op.allow_spinning', allow)
     if spin == 'run':
@@ -151,18 +156,17 @@ class OnnxRuntimeBackend(InferenceBackend):
         ``never`` 0.60 ms a call; 50 ms after a call, ``always`` had burnt 39 ms of CPU
         spinning, the others none. In the cell the detector shares the cores with the
         other nodes: that spinning held a core while the inspection went out and the
-        supervisor woke to take it (``benchmarks/bench_transport.py``, separate processes:
-        camera -> decision transport p50 2.9 ms with ``always``, 1.9 ms without).
+        supervisor woke to take it (``benchmarks/bench_transport.py``, separate processes
+        on the single-threaded executor, 25-s runs: camera -> decision transport p50
+        2.9 ms with ``always``, 1.9 ms with ``never``, 2.1 ms with ``run``).
     """
 
     def __init__(self, model_path: str, providers: Optional[Sequence[str]] = None,
                  threads: int = 0, spin: str = 'run') -> None:
         super().__init__(model_path)
-        if spin not in SPIN_MODES:
-            raise BackendError(f'unknown spin mode {spin!r}; choose one of {SPIN_MODES}')
         self.requested_providers = list(providers) if providers else None
         self.threads = int(threads)
-        self.spin = spin
+        self.spin = _spin_mode(spin)        # refused here, before any model is loaded
         self.session = None
         self.providers: List[str] = []
 

@@ -7,8 +7,8 @@ The executor is chosen by the environment variable ``LEPTON_EXECUTOR``:
   C++ ``EventsExecutor`` where this rclpy has one, a composed process (several nodes) on
   one ``SingleThreadedExecutor`` per node, which the in-process path
   (:mod:`lepton_robot.ros.intra`) needs. ``benchmarks/bench_transport.py``, separate
-  processes: camera -> decision transport p50 1.5 ms on the ``EventsExecutor`` against
-  2.1 ms, and a third less CPU per decision;
+  processes, five runs: camera -> decision transport p50 1.51-2.11 ms (median 1.84) on
+  the ``EventsExecutor`` against 1.97-2.54 ms, and less CPU per decision;
 - ``single``: rclpy's wait-set ``SingleThreadedExecutor`` everywhere;
 - ``events``: the ``EventsExecutor`` everywhere (composed, one for all nodes, on the main
   thread, where it must spin; no in-process path).
