@@ -12,6 +12,11 @@ pytestmark = pytest.mark.skipif(not default_model_path().is_file(),
                                 reason='no shipped parser model')
 
 HANDWRITTEN = REPO_ROOT / 'tests' / 'data' / 'parser_handwritten.jsonl'
+#: other operators' wording, written by hand in session 11: ``probe`` found the gaps that the
+#: corpus and the safety rules then closed (a regression set); ``unseen`` was written after
+#: that corpus was frozen and never guided it
+OPERATOR_SETS = [REPO_ROOT / 'tests' / 'data' / f'parser_operators_{name}.jsonl'
+                 for name in ('probe', 'unseen')]
 # issue 2's done criterion
 MIN_INTENT_ACCURACY = 0.97
 MIN_EXACT_MATCH = 0.93
@@ -42,6 +47,18 @@ def test_handwritten_set_is_large_and_valid():
 def test_handwritten_accuracy(parser):
     """The honest measure: utterances written by hand, never trained on."""
     report = evaluate_examples(parser, load_jsonl(HANDWRITTEN))
+    errors = '\n'.join(f'{e["text"]!r}: {e["expected"]} -> {e["got"]}' for e in report['errors'])
+    assert report['intent_accuracy'] >= MIN_INTENT_ACCURACY, errors
+    assert report['exact_match'] >= MIN_EXACT_MATCH, errors
+    assert report['safety_recall'] == 1.0, errors
+
+
+@pytest.mark.parametrize('path', OPERATOR_SETS, ids=lambda p: p.stem)
+def test_other_operators_wording(parser, path):
+    """Hand-written sets apart from the one above: same bars, every stop and e-stop caught."""
+    examples = load_jsonl(path)
+    assert len(examples) >= 40 and len({ex['text'] for ex in examples}) == len(examples)
+    report = evaluate_examples(parser, examples)
     errors = '\n'.join(f'{e["text"]!r}: {e["expected"]} -> {e["got"]}' for e in report['errors'])
     assert report['intent_accuracy'] >= MIN_INTENT_ACCURACY, errors
     assert report['exact_match'] >= MIN_EXACT_MATCH, errors

@@ -1,7 +1,7 @@
 """Unit tests of the parser core: sanitation, tokenisation, typo correction, slot values."""
 
 from lepton_robot.parser import safety, text, values
-from lepton_robot.parser.pipeline import bio_spans
+from lepton_robot.parser.pipeline import _implied_slots, bio_spans
 import pytest
 
 
@@ -129,10 +129,41 @@ def test_canonicalize(slot, words, value):
     ("don't stop", None), ('do not stop the line', None), ('never stop', None),
     ('no need to stop', None), ("it's not an emergency, just pause", None),
     ('is the line stopped?', None), ('put scratched parts in rework', None), ('shop', None),
+    # switching the cell off is a stop
+    ('shut it down', 'stop'), ('please shut the line down', 'stop'), ('shut off', 'stop'),
+    ('power down the cell', 'stop'), ('power off everything', 'stop'),
+    ('turn everything off', 'stop'), ('switch the conveyor belt off', 'stop'),
+    ('swtich it off', 'stop'), ('quit', 'stop'), ('knock it off', 'stop'),
+    ('cut it out', 'stop'), ('shut the conveyor off, emergency!', 'emergency_stop'),
+    ("don't turn it off", None), ('do not shut it down', None), ("don't quit", None),
+    ('turn the speed down', None), ('turn on the line', None), ('switch on the belt', None),
+    ('cut out the scratched parts', None), ('power up the cell', None),
+    ('turn the belt up, the parts are piling off the end', None),
 ])
 def test_safety_scan(utterance, expected):
     hit = safety.scan(utterance)
     assert (hit[0] if hit else None) == expected
+
+
+@pytest.mark.parametrize('intent, words, slots, expected', [
+    ('set_speed', 'slow the belt a bit', {}, {'direction': 'down'}),
+    ('set_speed', 'the belt is going way too fast', {}, {'direction': 'down'}),
+    ('set_speed', 'not fast enough', {}, {'direction': 'up'}),
+    ('set_sensitivity', 'be a bit harsher', {}, {'direction': 'up'}),
+    ('set_speed', 'slow down to 30', {'value': 30}, {'value': 30}),        # has a value
+    ('set_speed', 'faster', {'direction': 'up'}, {'direction': 'up'}),    # already tagged
+    ('set_speed', 'change the speed', {}, {}),                            # nothing implies one
+    ('status', 'are we running right now', {}, {'query': 'state'}),
+    ('status', 'what fraction are defective', {}, {'query': 'defect_rate'}),
+    ('status', 'status report', {}, {}),
+    ('status', "what's the status mate", {}, {}),        # "mate" is not typo-read as "rate"
+    ('pick', 'grab the slow one', {}, {}),                                # not its slot
+])
+def test_implied_slots(intent, words, slots, expected):
+    """A slot the tagger missed is filled only where a word clearly implies it."""
+    slots = dict(slots)
+    _implied_slots(intent, text.tokenize(words), slots)
+    assert slots == expected
 
 
 @pytest.mark.parametrize('tags, spans', [

@@ -132,11 +132,15 @@ QUERY_SURF = {
     'defect_rate': ['what is the defect rate', "what's the scrap rate", 'reject rate',
                     'what percentage are defective', 'current defect rate',
                     'what is the failure rate', 'what is the yield', 'defect ratio',
-                    'how is the reject rate looking'],
+                    'how is the reject rate looking', 'what fraction are defective',
+                    'what percentage is bad', 'what proportion is scrap',
+                    'fraction of bad parts', 'what percentage got rejected'],
     'state': ['are you running', 'is the line running', 'what state are you in',
               'are you paused', 'is the conveyor stopped', 'what are you doing',
               'is the line working', 'are you busy', 'what mode are you in',
-              'is the robot idle', 'current state of the cell'],
+              'is the robot idle', 'current state of the cell', 'are we running',
+              'is it running', 'are we paused', 'is everything running',
+              'is the cell running', 'are we moving', 'what condition is the cell in'],
     'last_part': ['what was the last part', 'what about the previous part',
                   'what happened to the last part', 'tell me about the last part',
                   'last part result', 'where did the last piece go',
@@ -146,9 +150,9 @@ QUERY_SURF = {
 _QUERY_KEYS = {
     'counts': {'how', 'many', 'counts', 'count', 'total', 'number'},
     'defect_rate': {'defect', 'scrap', 'reject', 'failure', 'rate', 'percentage', 'yield',
-                    'ratio'},
+                    'ratio', 'fraction', 'proportion'},
     'state': {'running', 'state', 'paused', 'stopped', 'doing', 'working', 'busy', 'mode',
-              'idle'},
+              'idle', 'moving', 'condition'},
     'last_part': {'last', 'previous', 'part', 'piece', 'most', 'recent'},
 }
 
@@ -300,6 +304,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[this part|the current pick|this one|that one]',
         '[hold|wait|pause] [there|here|right there|a bit|please]',
         '[can you|could you|please|] [hold|wait|pause] [for|] [a bit|a minute|a while|now|]',
+        '[just|] [give me|i need|allow me|grant me] [a moment|a minute|a second|a sec|'
+        'some time|a few minutes] [please|]',
     ],
     'stop': [
         '[stop|halt|freeze]',
@@ -314,6 +320,11 @@ TEMPLATES: Dict[str, List[str]] = {
         '[stop|freeze] [the arm|the conveyor] [and the belt|and the arm|]',
         '[whoa|hey|wait] [stop|halt|freeze]',
         'come to a [stop|halt]',
+        '[shut down|shut off|power down|power off|turn off|switch off] [the line|the conveyor|'
+        'the belt|everything|the cell|the robot|it all|the system|]',
+        '[shut|power] [it|everything|the line|the cell|the system|the conveyor] [down|off]',
+        '[turn|switch] [it|everything|the line|the conveyor|the belt|the cell] off [now|]',
+        '[quit|quit it|cut it out|knock it off] [now|please|right now|]',
     ],
     'emergency_stop': [
         '[emergency stop|e stop|estop|emergency]',
@@ -382,12 +393,14 @@ TEMPLATES: Dict[str, List[str]] = {
         '[send|move] {part_id} to {bin}',
         '{bin_verb} {part_id}',
         '{bin_verb} [the|that|this] {color} {shape} [please|]',
+        '[snag|nab|retrieve|collect|pluck|scoop up] {obj}',
+        '[bring me|hand me|fetch me] {obj}',
     ],
     'inspect': [
         '[inspect|check|examine|look at|scan|analyze|analyse|run an inspection on|'
         'do an inspection of] {obj_i}',
         '[inspect|check|examine|look at|scan] {obj_i} again',
-        '[re inspect|reinspect|recheck|re check|double check] {obj_i}',
+        '[re inspect|reinspect|recheck|re check|double check|rescan|re scan] {obj_i}',
         '[can you|could you|please|] [take a look at|have a look at|check] {obj_i}',
         '[inspect|check|examine] {part_id} [again|once more|one more time|]',
         '[run an inspection on|run inspection on|do an inspection of] {obj_i}',
@@ -415,6 +428,11 @@ TEMPLATES: Dict[str, List[str]] = {
         '[belt|conveyor|line] [speed|] {dir_speed_adj}',
         '[slow|speed] [it|the belt|things|everything] {dir_part}',
         '[take|set|bring] the [belt|conveyor|speed] [down|up|] to {value}',
+        '{dir_speed_verb} [it|the belt|the conveyor|the line|things|everything] '
+        '[a bit|a little|a touch|slightly|]',
+        '[please|] {value} [on the belt|for the conveyor|belt speed|line speed]',
+        '[the|] [belt|conveyor|line] [is|] [going|running|moving] [way|much|far|a bit|a little|] '
+        '{too_speed_bare}',
     ],
     'set_sensitivity': [
         '[set|change|adjust|put] [the|] [sensitivity|detection sensitivity|defect '
@@ -493,6 +511,10 @@ OOD = [
     'inspect the [car|engine|house]', 'how many [people|cats|days] [are there|]',
     'what is the rate of inflation', 'park the car', 'go to the store',
     'home sweet home', 'i am going home', 'the second one is nice',
+    'the [conveyor|belt|conveyor belt|robot|arm|cell] is [blue|new|loud|noisy|dusty|old|'
+    'long|shiny|pretty]',
+    '[this|that|the] [belt|conveyor|line|robot] [looks|seems|sounds] [nice|old|new|loud|'
+    'clean|great]',
 ]
 
 _FILLER_PRE = ['um', 'uh', 'er', 'hey', 'ok', 'okay', 'so', 'please', 'could you', 'can you',
@@ -681,6 +703,14 @@ class CorpusGenerator:
             phrase = g.pick(['too slow', 'going too slow', 'too sluggish']) if up \
                 else g.pick(['too fast', 'going too fast', 'way too quick'])
             keys = {'too', 'slow', 'sluggish', 'fast', 'quick'}
+        elif kind == 'dir_speed_verb':
+            phrase = g.pick(['speed up', 'hurry up', 'accelerate', 'step up']) if up else \
+                g.pick(['slow', 'slow down', 'decelerate', 'ease off'])
+            keys = {'up', 'hurry', 'accelerate', 'slow', 'down', 'decelerate', 'ease'}
+        elif kind == 'too_speed_bare':
+            phrase = g.pick(['too slow', 'too sluggish', 'too slowly']) if up \
+                else g.pick(['too fast', 'too quick', 'too quickly'])
+            keys = {'too', 'slow', 'sluggish', 'slowly', 'fast', 'quick', 'quickly'}
         elif kind == 'dir_word':
             phrase = g.pick(['up', 'higher', 'increase']) if up else \
                 g.pick(['down', 'lower', 'decrease'])

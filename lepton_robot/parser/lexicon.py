@@ -127,6 +127,7 @@ status report tell how many what state defect rejected inspected stats statistic
 home park return position rest retract origin pose arm robot
 part parts piece pieces item items number
 percent please could would you can pile tray bucket power cut
+cell shut switch turn off everything system snag retrieve rescan
 """.split())
 
 #: words never typo-corrected (common English that must keep its own meaning)
@@ -138,6 +139,7 @@ with what were went want wants will well when your yours about above after again
 also been before being both could should would does done down each from have here
 into just like make more most much must only over same some such than very was
 print call book order buy sell play show open close paint write read song
+rain raining rainy snow snowing sunny windy
 """.split())
 
 NEGATIONS = frozenset({"don't", 'dont', 'not', 'never', "didn't", "doesn't", 'no', 'non',

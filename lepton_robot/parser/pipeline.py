@@ -147,13 +147,13 @@ class ParserCore:
             return
         for row, (i, _text, tokens, norm, _hit) in enumerate(todo):
             try:
-                results[i] = self._decode(raws[i], norm, intent_probs[row],
+                results[i] = self._decode(raws[i], tokens, norm, intent_probs[row],
                                           tag_probs[row, :len(tokens)])
             except Exception as exc:  # noqa: BLE001 - degrade to unknown, never raise
                 LOG.exception('parser decoding failed')
                 results[i] = self._unknown(raws[i], f'internal error: {exc}')
 
-    def _decode(self, raw: object, norm: List[str], intent_p: np.ndarray,
+    def _decode(self, raw: object, tokens: List[str], norm: List[str], intent_p: np.ndarray,
                 tag_p: np.ndarray) -> Dict[str, Any]:
         if not np.all(np.isfinite(intent_p)):
             return self._unknown(raw, 'model output not finite')
@@ -174,7 +174,29 @@ class ParserCore:
             value = values.canonicalize(slot, norm[start:end])
             if value is not None:
                 slots[slot] = value
+        _implied_slots(intent, tokens, slots)
         return make_intent(_text_field(raw), intent, slots, conf)
+
+
+def _implied_slots(intent: str, tokens: Sequence[str], slots: Dict[str, Any]) -> None:
+    """
+    Fill the one slot an intent needs when the tagger found none but a word clearly implies it.
+
+    ``set_speed`` / ``set_sensitivity`` with neither ``value`` nor ``direction``: the
+    direction the utterance's polarity words give (``slow the belt a bit`` is down);
+    ``status`` without ``query``: the query its keywords give (``are we running`` is
+    ``state``). Nothing is filled when no word implies a value. The words must be spelt
+    as typed (``tokens``, not typo-corrected): without the tagger's context a corrected
+    word is too weak a cue (``mate`` is one edit from ``rate``).
+    """
+    if intent in ('set_speed', 'set_sensitivity') and not {'value', 'direction'} & set(slots):
+        direction = values.canonical_direction(tokens)
+        if direction is not None:
+            slots['direction'] = direction
+    elif intent == 'status' and 'query' not in slots:
+        query = values.canonical_query(tokens)
+        if query is not None:
+            slots['query'] = query
 
 
 def known_fraction(norm_tokens: Sequence[str], vocab: Dict[str, int]) -> float:

@@ -5,8 +5,12 @@ The scan runs on every utterance before and independently of the model, and wins
 Rules (documented in the README):
 
 - ``emergency``, ``e-stop``/``estop``/``e stop``, ``abort``, ``kill``, ``cut (the) power`` give
-  ``emergency_stop``; ``stop``, ``halt``, ``freeze``, ``cease`` give ``stop`` (after typo
-  correction, so ``stpo`` and ``emergancy`` count). An e-stop word beats a stop word.
+  ``emergency_stop``; ``stop``, ``halt``, ``freeze``, ``cease``, ``quit`` give ``stop`` (after
+  typo correction, so ``stpo`` and ``emergancy`` count). An e-stop word beats a stop word.
+- Switching the cell off is a stop too: ``shut``/``power`` with ``down``/``off`` and
+  ``turn``/``switch`` with ``off`` within the next four words (``shut it down``, ``power
+  down the cell``, ``turn everything off``, ``switch the conveyor belt off``), and
+  ``knock it off``, ``cut it out``.
 - Only the imperative base forms count: ``stopped``/``stopping`` (status questions) do not.
 - A trigger negated within the two words before it, in the same clause (``don't stop``,
   ``do not stop``, ``never stop``, ``no need to stop``, ``not an emergency``), does not
@@ -25,7 +29,13 @@ EMERGENCY = 'emergency_stop'
 STOP = 'stop'
 
 _EMERGENCY_WORDS = frozenset({'emergency', 'estop', 'abort', 'kill', 'mayday'})
-_STOP_WORDS = frozenset({'stop', 'halt', 'freeze', 'cease'})
+_STOP_WORDS = frozenset({'stop', 'halt', 'freeze', 'cease', 'quit'})
+#: verb -> the particles that make it "switch the cell off", looked for in the next words
+_OFF_VERBS = {'shut': ('down', 'off'), 'power': ('down', 'off'), 'turn': ('off',),
+              'switch': ('off',)}
+_OFF_REACH = 4
+#: idioms: verb -> the exact words after it
+_OFF_IDIOMS = {'knock': ('it', 'off'), 'cut': ('it', 'out')}
 _NEGATIONS = frozenset({"don't", 'not', 'never', "didn't", "doesn't", 'without', 'non',
                         "won't", "shouldn't", "mustn't", 'cannot', "can't", "needn't",
                         "wouldn't", "isn't", "aren't"})
@@ -90,4 +100,21 @@ def scan(text: str) -> Optional[Tuple[str, str]]:
                     continue
                 if not _negated(clause, i):
                     found = (STOP, tok)
+            elif found is None and not _negated(clause, i):
+                words = _switch_off(clause, i)
+                if words:
+                    found = (STOP, words)
     return found
+
+
+def _switch_off(clause: List[str], i: int) -> Optional[str]:
+    """Return the words of "switch the cell off" starting at ``clause[i]``, or None."""
+    tok = clause[i]
+    if tok in _OFF_VERBS:
+        for particle in clause[i + 1:i + 1 + _OFF_REACH]:
+            if particle in _OFF_VERBS[tok]:
+                return f'{tok} {particle}'
+    idiom = _OFF_IDIOMS.get(tok)
+    if idiom and tuple(clause[i + 1:i + 1 + len(idiom)]) == idiom:
+        return ' '.join((tok,) + idiom)
+    return None

@@ -30,7 +30,7 @@ import numpy as np
 HELP = 'train the operator command parser (BiLSTM intent + slot tagger) and export ONNX'
 
 MODEL_NAME = 'command_parser'
-MODEL_VERSION = '1.0.0'
+MODEL_VERSION = '1.1.0'
 #: PyTorch vs ONNX Runtime: largest allowed absolute difference of any output probability
 PARITY_ATOL = 1e-4
 
