@@ -65,6 +65,17 @@ def test_other_operators_wording(parser, path):
     assert report['safety_recall'] == 1.0, errors
 
 
+@pytest.mark.parametrize('utterance, intent, slots', [
+    ('speed to 3/4', 'set_speed', {'value': 75}),
+    ('1/2 speed please', 'set_speed', {'value': 50}),
+    ('set the belt to 4/4', 'set_speed', {'value': 100}),
+])
+def test_fractions_are_percentages(parser, utterance, intent, slots):
+    """``3/4`` is 75 %, not 3 % (the slash once split it into ``3`` and ``4``)."""
+    got = parser.parse(utterance)
+    assert (got['intent'], got['slots']) == (intent, slots)
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -46,6 +46,11 @@ def test_sanitize_keeps_scan_text_for_control_characters():
     ("don't stop", ["don't", 'stop']),
     ('speed 0.4, then 40%', ['speed', '0.4', 'then', '40', '%']),
     ('Grey CYLINDER…', ['grey', 'cylinder']),
+    # a proper fraction becomes its decimal, which values read as a percentage
+    ('speed to 3/4', ['speed', 'to', '0.75']), ('1 / 2 speed', ['0.5', 'speed']),
+    ('4/4', ['1.0']), ('2/3', ['0.6667']),
+    ('12/5', ['12', '5']), ('0/0', ['0', '0']), ('3/4/5', ['3', '4', '5']),
+    ('2.5/4', ['2.5', '4']), ('part x3/4', ['part', 'x', '3', '4']),
 ])
 def test_tokenize(raw, tokens):
     assert text.tokenize(raw) == tokens

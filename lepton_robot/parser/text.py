@@ -22,6 +22,9 @@ MAX_TOKENS = 64
 SAFETY_SCAN_CHARS = 4096
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|\d+(?:[.,]\d+)?|[#%]")
+#: a proper fraction written with a slash: ``3/4``, ``1 / 2``
+_FRACTION_RE = re.compile(r'(?<![\w.,/])(\d{1,3})\s*/\s*(\d{1,3})(?![\w.,/])')
+
 _WHITESPACE = {'\t', '\n', '\r', '\x0b', '\x0c'}
 
 #: common spellings normalised before anything else
@@ -96,17 +99,29 @@ def sanitize(raw: object) -> Sanitized:
     return Sanitized(text, None, text)
 
 
+def _fraction_as_decimal(match: 're.Match') -> str:
+    num, den = int(match.group(1)), int(match.group(2))
+    if den == 0 or num > den:
+        return match.group(0)
+    text = f'{num / den:.4f}'.rstrip('0')
+    return text + '0' if text.endswith('.') else text
+
+
 def tokenize(text: str) -> List[str]:
     """
     Split clean text into lower-case tokens (words, numbers, ``#`` and ``%``).
 
     Punctuation other than ``#``/``%`` is dropped; hyphens split words (``e-stop`` gives
-    ``e``, ``stop``); apostrophes stay inside words (``don't``).
+    ``e``, ``stop``); apostrophes stay inside words (``don't``). A proper fraction with a
+    slash becomes its decimal (``3/4`` gives ``0.75``, which values read as 75 %); other
+    slashes split numbers as any punctuation does.
 
     :param text: cleaned text (see :func:`sanitize`).
     :return: the tokens.
     """
     text = unicodedata.normalize('NFKC', text).casefold().replace('\u2019', "'")
+    if '/' in text:
+        text = _FRACTION_RE.sub(_fraction_as_decimal, text)
     return _TOKEN_RE.findall(text)
 
 
