@@ -76,6 +76,22 @@ def test_fractions_are_percentages(parser, utterance, intent, slots):
     assert (got['intent'], got['slots']) == (intent, slots)
 
 
+@pytest.mark.parametrize('utterance, slots', [
+    ('slow down to 30 percent', {'value': 30}),                  # a target, whatever the verb
+    ('sensitivity down to 30 percent', {'value': 30}),
+    ('increase the speed to 60', {'value': 60}),
+    ('speed up by 10 percent', {'value': 10, 'direction': 'up'}),  # was a target of 10
+    ('reduce sensitivity by 10', {'value': 10, 'direction': 'down'}),
+    ('go 20 percent faster please', {'value': 20, 'direction': 'up'}),
+    ('ten percent slower', {'value': 10, 'direction': 'down'}),
+    ('reduce speed by half', {'direction': 'down'}),             # a word, not points: a step
+    ('change the speed by 10', {}),                              # no direction: ask
+])
+def test_target_or_change(parser, utterance, slots):
+    """``to N`` is a target (value alone); ``by N`` / ``N faster`` a change (with direction)."""
+    assert parser.parse(utterance)['slots'] == slots
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -421,9 +421,14 @@ def test_failsafe_never_accepts_uninspected():
 @pytest.mark.parametrize('slots, expected', [({'value': 30}, 30.0),
                                              ({'direction': 'up'}, 70.0),
                                              ({'direction': 'down'}, 30.0),
-                                             ({'value': 100}, 100.0)])
+                                             ({'value': 100}, 100.0),
+                                             # value with direction: a change in points
+                                             ({'value': 10, 'direction': 'up'}, 60.0),
+                                             ({'value': 15, 'direction': 'down'}, 35.0),
+                                             ({'value': 90, 'direction': 'up'}, 100.0),
+                                             ({'value': 80, 'direction': 'down'}, 10.0)])
 def test_set_speed(slots, expected):
-    """set_speed by value or direction changes the belt target."""
+    """set_speed: value alone is the target, with direction a change, direction alone a step."""
     sup = _sup()
     _feed(sup, 0.0, 0.2, lambda t: [])
     out = sup.on_intent(_intent('set_speed', **slots), 0.3)

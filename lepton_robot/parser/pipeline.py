@@ -167,6 +167,7 @@ class ParserCore:
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
         tags = [self.tags[int(k)] for k in np.argmax(tag_p, axis=-1)]
         slots: Dict[str, Any] = {}
+        spans: Dict[str, Tuple[int, int]] = {}
         allowed = INTENT_SLOTS[intent]
         for slot, start, end in bio_spans(tags):
             if slot not in allowed or slot in slots:
@@ -174,8 +175,46 @@ class ParserCore:
             value = values.canonicalize(slot, norm[start:end])
             if value is not None:
                 slots[slot] = value
+                spans[slot] = (start, end)
+        if 'value' in spans:
+            _absolute_or_relative(tokens, norm, spans['value'], slots)
         _implied_slots(intent, tokens, slots)
         return make_intent(_text_field(raw), intent, slots, conf)
+
+
+#: words after a number that make it a change, not a target (``10 percent faster``)
+_COMPARATIVES = frozenset({'faster', 'slower', 'quicker', 'higher', 'lower', 'more', 'less',
+                           'stricter', 'looser', 'up', 'down'})
+
+
+def _absolute_or_relative(tokens: Sequence[str], norm: Sequence[str], span: Tuple[int, int],
+                          slots: Dict[str, Any]) -> None:
+    """
+    Tell a target (``to 30 percent``) from a change (``by 10 percent``) for ``value``.
+
+    The contract's reading, which the supervisor follows: ``value`` alone is the target;
+    ``value`` with ``direction`` is a change of that many points in that direction. So a
+    value after ``to``/``at`` loses any ``direction`` (``slow down to 30 percent`` is 30),
+    and a value after ``by``/``up``/``down``, or followed by a comparative (``10 percent
+    faster``), keeps or gains the direction that the other words give (``speed up by 10
+    percent`` is up 10, not a target of 10). A change with no direction word, or by a
+    word rather than a number (``by half``), keeps only the direction: a plain step.
+    """
+    start, end = span
+    before = norm[start - 1] if start > 0 else ''
+    after = norm[end] if end < len(norm) else ''
+    if before in ('to', 'at'):
+        slots.pop('direction', None)
+        return
+    if before not in ('by', 'up', 'down') and after not in _COMPARATIVES:
+        return
+    if 'direction' not in slots:
+        rest = list(tokens[:start]) + list(tokens[end:])
+        direction = values.canonical_direction(rest)
+        if direction is not None:
+            slots['direction'] = direction
+    if 'direction' not in slots or values.parse_number(norm[start:end]) is None:
+        slots.pop('value', None)
 
 
 def _implied_slots(intent: str, tokens: Sequence[str], slots: Dict[str, Any]) -> None:

@@ -483,10 +483,17 @@ class Supervisor:
         return Outputs(feedback=[f'Re-inspecting part {track.track_id}.'])
 
     def _adjust(self, current: float, slots: Mapping) -> float:
-        if 'value' in slots:
+        """
+        Return the new setting of a set_speed / set_sensitivity intent.
+
+        ``value`` alone is the target, ``value`` with ``direction`` a change of that many
+        points, ``direction`` alone one configured step (``speed_step``).
+        """
+        if 'value' in slots and 'direction' not in slots:
             return float(min(100.0, max(0.0, float(slots['value']))))
-        step = self.config.speed_step if slots.get('direction') != 'down' \
-            else -self.config.speed_step
+        step = float(slots['value']) if 'value' in slots else self.config.speed_step
+        if slots.get('direction') == 'down':
+            step = -step
         return float(min(100.0, max(self.config.min_speed, current + step)))
 
     def _intent_set_speed(self, slots: Mapping, now: float) -> Outputs:
