@@ -92,6 +92,22 @@ def test_target_or_change(parser, utterance, slots):
     assert parser.parse(utterance)['slots'] == slots
 
 
+@pytest.mark.parametrize('utterance', [
+    "don't put scratched parts in rework",        # 1.1.0's model alone: that very rule
+    'ok never send cracked ones to accept',        # ... cracked parts to accept
+    "please don't put the red ones in bin 2",
+    "don't slow down",                             # ... set_speed down
+    "don't be so picky",                           # ... sensitivity up
+    'no need to home the arm',
+    'do not pick the red one',
+])
+def test_a_negated_command_is_not_acted_on(parser, utterance):
+    """A command that opens with a negation comes out unknown, not as the rule it negates."""
+    got = parser.parse(utterance)
+    assert got['intent'] == 'unknown' and got['slots'] == {}
+    assert got['reason'].startswith('negated command')
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

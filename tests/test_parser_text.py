@@ -1,7 +1,7 @@
 """Unit tests of the parser core: sanitation, tokenisation, typo correction, slot values."""
 
 from lepton_robot.parser import safety, text, values
-from lepton_robot.parser.pipeline import _implied_slots, bio_spans
+from lepton_robot.parser.pipeline import _implied_slots, bio_spans, negated_command
 import pytest
 
 
@@ -180,3 +180,17 @@ def test_implied_slots(intent, words, slots, expected):
 ])
 def test_bio_spans(tags, spans):
     assert bio_spans(tags) == spans
+
+
+@pytest.mark.parametrize('utterance, negation', [
+    ("don't put scratched parts in rework", "don't"),
+    ('never send cracked ones to accept', 'never'),
+    ('ok please do not pick the red one', 'do not'), ('no need to home the arm', 'no need'),
+    ("let's not inspect part 5", "let's not"), ('dont go home', 'dont'),
+    ("don't stop, keep going", None), ('do not pause', None),      # left to the model
+    ('no, put them in rework', None), ('not so fast', None),
+    ('parts with no defects go to accept', None), ('put them in rework, never mind', None),
+])
+def test_negated_command(utterance, negation):
+    """A command that opens with a negation is found (leading fillers skipped)."""
+    assert negated_command(text.tokenize(utterance)) == negation

@@ -165,6 +165,10 @@ class ParserCore:
         if conf < self.confidence_floor:
             return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
+        if intent in NEGATABLE_INTENTS:
+            negation = negated_command(tokens)
+            if negation:
+                return self._unknown(raw, f'negated command ("{negation}"): not acted on')
         tags = [self.tags[int(k)] for k in np.argmax(tag_p, axis=-1)]
         slots: Dict[str, Any] = {}
         spans: Dict[str, Tuple[int, int]] = {}
@@ -180,6 +184,41 @@ class ParserCore:
             _absolute_or_relative(tokens, norm, spans['value'], slots)
         _implied_slots(intent, tokens, slots)
         return make_intent(_text_field(raw), intent, slots, conf)
+
+
+#: intents that a leading negation would turn into their opposite
+NEGATABLE_INTENTS = frozenset({'start', 'pause', 'sort', 'pick', 'inspect', 'set_speed',
+                               'set_sensitivity', 'home'})
+_LEADING_FILLERS = frozenset({'please', 'ok', 'okay', 'so', 'um', 'uh', 'er', 'erm', 'hey',
+                              'robot', 'lepton', 'alright', 'right', 'well', 'oh', 'just',
+                              'and', 'but', 'then', 'now', 'kindly', 'actually'})
+_NEGATION_STARTS = (("don't",), ('dont',), ('do', 'not'), ('never',), ('no', 'need'),
+                    ("let's", 'not'), ('lets', 'not'), ('you', "don't"), ('you', 'dont'))
+#: a negated stop or pause asks to go on: the model answers those (trained on them)
+_HOLD_WORDS = frozenset({'stop', 'halt', 'freeze', 'cease', 'pause', 'wait', 'hold'})
+
+
+def negated_command(tokens: Sequence[str]) -> Optional[str]:
+    """
+    Return the negation that opens the command (``don't``, ``do not``, ``never``...), or None.
+
+    ``don't put scratched parts in rework`` and ``never send cracked ones to accept`` ask
+    for the opposite of the rule their other words state; a model that reads the words
+    would set that rule. Such an utterance is ``unknown`` (the supervisor never acts on
+    it), as a negated stop is. Leading fillers are skipped; a negated stop or pause (``don't
+    stop, keep going``) is left to the model.
+    """
+    toks = [t for t in tokens if t not in ('#', '%')]
+    i = 0
+    while i < len(toks) and toks[i] in _LEADING_FILLERS:
+        i += 1
+    for start in _NEGATION_STARTS:
+        if tuple(toks[i:i + len(start)]) == start:
+            rest = toks[i + len(start):]
+            if rest[:1] and rest[0] in _HOLD_WORDS:
+                return None
+            return ' '.join(start)
+    return None
 
 
 #: words after a number that make it a change, not a target (``10 percent faster``)
