@@ -443,6 +443,17 @@ def test_set_sensitivity_changes_classification():
     assert decisions[0]['bin'] == 'reject'
 
 
+def test_a_negated_command_changes_nothing_and_says_so():
+    """The parser's unknown for a negated command gets its own reply; no rule is made."""
+    sup = _sup()
+    rules = sup.rules.to_list()
+    out = sup.on_intent({'schema': 'lepton.intent/1', 'text': 'never send cracked ones to accept',
+                         'intent': 'unknown', 'slots': {}, 'confidence': 1.0,
+                         'reason': 'negated command ("never"): not acted on'}, 0.1)
+    assert 'negated command' in out.feedback[0] and 'Nothing changed' in out.feedback[0]
+    assert sup.rules.to_list() == rules and not out.manipulation and out.belt_speed is None
+
+
 @pytest.mark.parametrize('query, words', [('counts', 'inspected'),
                                           ('defect_rate', 'Defect rate'),
                                           ('state', 'running'),

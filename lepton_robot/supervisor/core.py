@@ -297,8 +297,12 @@ class Supervisor:
             return self._event(intent, now)
         handler = getattr(self, f'_intent_{intent}', None)
         if handler is None:
-            return Outputs(feedback=[f'Sorry, I did not understand "{payload.get("text", "")}";'
-                                     ' nothing changed.'])
+            text = payload.get('text', '')
+            if str(payload.get('reason', '')).startswith('negated command'):
+                return Outputs(feedback=[f'I do not act on a negated command ("{text}"); say '
+                                         'what to do instead, e.g. "put cracked parts in '
+                                         'reject". Nothing changed.'])
+            return Outputs(feedback=[f'Sorry, I did not understand "{text}"; nothing changed.'])
         return handler(slots, now)
 
     def tick(self, now: float) -> Outputs:
