@@ -100,12 +100,29 @@ def test_target_or_change(parser, utterance, slots):
     "don't be so picky",                           # ... sensitivity up
     'no need to home the arm',
     'do not pick the red one',
+    # an exception or negation anywhere in a sorting or picking command
+    'put everything except scratched parts in accept',   # ... scratched parts to accept
+    'scratched parts should not go to accept',           # ... the same
+    'cracked ones no longer go to reject',
+    'non scratched parts to accept',
+    'pick the one that is not red',
 ])
 def test_a_negated_command_is_not_acted_on(parser, utterance):
     """A command that opens with a negation comes out unknown, not as the rule it negates."""
     got = parser.parse(utterance)
     assert got['intent'] == 'unknown' and got['slots'] == {}
     assert got['reason'].startswith('negated command')
+
+
+@pytest.mark.parametrize('utterance, slots', [
+    ('non-defective parts go to bin one', {'defect': 'none', 'bin': 'accept'}),
+    ('parts with no defects go to accept', {'defect': 'none', 'bin': 'accept'}),
+    ('only cracked parts go to reject', {'defect': 'crack', 'bin': 'reject'}),
+])
+def test_sort_filters_that_are_not_exclusions(parser, utterance, slots):
+    """``non-defective`` and ``no defects`` are the ``none`` filter, not an exclusion."""
+    got = parser.parse(utterance)
+    assert (got['intent'], got['slots']) == ('sort', slots)
 
 
 def test_batch_equals_single(parser):

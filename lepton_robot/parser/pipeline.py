@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lepton_robot.interfaces import INTENT_SLOTS, INTENTS, make_intent
-from lepton_robot.parser import safety, text as textmod, values
+from lepton_robot.parser import lexicon, safety, text as textmod, values
 from lepton_robot.parser.features import Batch, encode_batch, NUM, UNK, word_key
 import numpy as np
 
@@ -167,6 +167,8 @@ class ParserCore:
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
         if intent in NEGATABLE_INTENTS:
             negation = negated_command(tokens)
+            if negation is None and intent in ('sort', 'pick'):
+                negation = excluded_parts(tokens)
             if negation:
                 return self._unknown(raw, f'negated command ("{negation}"): not acted on')
         tags = [self.tags[int(k)] for k in np.argmax(tag_p, axis=-1)]
@@ -177,6 +179,8 @@ class ParserCore:
             if slot not in allowed or slot in slots:
                 continue
             value = values.canonicalize(slot, norm[start:end])
+            if slot == 'defect' and start > 0 and norm[start - 1] == 'non':
+                value = _NON_DEFECT.get(value)      # non-defective: no defect
             if value is not None:
                 slots[slot] = value
                 spans[slot] = (start, end)
@@ -218,6 +222,35 @@ def negated_command(tokens: Sequence[str]) -> Optional[str]:
             if rest[:1] and rest[0] in _HOLD_WORDS:
                 return None
             return ' '.join(start)
+    return None
+
+
+_EXCLUDING_WORDS = frozenset({'not', 'never', "don't", 'dont', "doesn't", "shouldn't",
+                              "mustn't", "won't", "isn't", "aren't", "can't", 'cannot',
+                              'except', 'excluding', 'without'})
+_EXCLUDING_PAIRS = (('no', 'longer'), ('other', 'than'), ('apart', 'from'), ('rather', 'than'))
+#: ``non-defective`` is the ``none`` filter; ``non`` before a named defect is an exclusion
+_NON_DEFECT = {'any': 'none', 'none': 'any'}
+
+
+def excluded_parts(tokens: Sequence[str]) -> Optional[str]:
+    """
+    Return a negation or exception anywhere in a sorting or picking command, or None.
+
+    ``scratched parts should not go to accept`` and ``everything except scratched parts in
+    accept`` name the parts that must *not* go to the bin; the rule their words state is
+    the opposite, and it would send defective parts to ``accept``. Those are ``unknown``.
+    ``no defects`` and ``non-defective`` (the ``none`` filter) are not negations here;
+    ``non`` before a named defect (``non-scratched``) is.
+    """
+    for i, tok in enumerate(tokens):
+        if tok in _EXCLUDING_WORDS:
+            return tok
+        if tok == 'non' and i + 1 < len(tokens) and \
+                lexicon.DEFECT_WORDS.get(tokens[i + 1]) not in ('any', 'none'):
+            return ' '.join(tokens[i:i + 2])
+        if tuple(tokens[i:i + 2]) in _EXCLUDING_PAIRS:
+            return ' '.join(tokens[i:i + 2])
     return None
 
 
