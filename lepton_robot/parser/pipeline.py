@@ -264,13 +264,15 @@ def _absolute_or_relative(tokens: Sequence[str], norm: Sequence[str], span: Tupl
     """
     Tell a target (``to 30 percent``) from a change (``by 10 percent``) for ``value``.
 
-    The contract's reading, which the supervisor follows: ``value`` alone is the target;
-    ``value`` with ``direction`` is a change of that many points in that direction. So a
-    value after ``to``/``at`` loses any ``direction`` (``slow down to 30 percent`` is 30),
-    and a value after ``by``/``up``/``down``, or followed by a comparative (``10 percent
-    faster``), keeps or gains the direction that the other words give (``speed up by 10
-    percent`` is up 10, not a target of 10). A change with no direction word, or by a
-    word rather than a number (``by half``), keeps only the direction: a plain step.
+    This project's reading (the contract leaves it open), which the supervisor follows:
+    ``value`` alone is the target; ``value`` with ``direction`` is a change of that many
+    points in that direction. So a value after ``to``/``at`` loses any ``direction``
+    (``slow down to 30 percent`` is 30), and a value after ``by``/``up``/``down``, or
+    followed by a comparative (``10 percent faster``), keeps or gains the direction that
+    the other words give (``speed up by 10 percent`` is up 10, not a target of 10). A
+    change by a word rather than a number (``by half``) keeps only the direction, a plain
+    step; a change with no direction word (``change the speed by 10``) keeps neither, and
+    the supervisor asks.
     """
     start, end = span
     before = norm[start - 1] if start > 0 else ''
