@@ -125,6 +125,24 @@ def test_sort_filters_that_are_not_exclusions(parser, utterance, slots):
     assert (got['intent'], got['slots']) == ('sort', slots)
 
 
+@pytest.mark.parametrize('utterance', ['clear all rules', 'remove the rule for scratched parts',
+                                       'reset the sorting rules', 'go back to default sorting'])
+def test_rule_editing_is_not_acted_on(parser, utterance):
+    """Not in the command language: unknown (the model alone gave start or a sort)."""
+    got = parser.parse(utterance)
+    assert got['intent'] == 'unknown' and got['reason'].startswith('rule editing')
+
+
+@pytest.mark.parametrize('utterance, slots', [
+    ('new rule: chipped parts to the scrap bin', {'defect': 'chip', 'bin': 'reject'}),
+    ('drop the red ones in the reject bin', {'color': 'red', 'bin': 'reject'}),
+])
+def test_sort_rules_are_not_rule_editing(parser, utterance, slots):
+    """``new rule``, ``scrap`` and ``drop`` still make sort rules."""
+    got = parser.parse(utterance)
+    assert (got['intent'], got['slots']) == ('sort', slots)
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -454,6 +454,18 @@ def test_a_negated_command_changes_nothing_and_says_so():
     assert sup.rules.to_list() == rules and not out.manipulation and out.belt_speed is None
 
 
+def test_a_rule_editing_request_changes_nothing_and_says_how():
+    """The parser's unknown for ``clear all rules`` gets its own reply; no rule changes."""
+    sup = _sup()
+    sup.on_intent(_intent('sort', defect='scratch', bin='rework'), 0.0)
+    rules = sup.rules.to_list()
+    out = sup.on_intent({'schema': 'lepton.intent/1', 'text': 'clear all rules',
+                         'intent': 'unknown', 'slots': {}, 'confidence': 1.0,
+                         'reason': 'rule editing is not in the command language'}, 0.1)
+    assert 'cannot be removed' in out.feedback[0] and 'Nothing changed' in out.feedback[0]
+    assert sup.rules.to_list() == rules and out.belt_speed is None
+
+
 @pytest.mark.parametrize('query, words', [('counts', 'inspected'),
                                           ('defect_rate', 'Defect rate'),
                                           ('state', 'running'),

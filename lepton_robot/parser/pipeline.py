@@ -165,6 +165,9 @@ class ParserCore:
         if conf < self.confidence_floor:
             return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
+        if intent in NEGATABLE_INTENTS and rule_editing(tokens):
+            return self._unknown(raw, 'rule editing is not in the command language (only '
+                                      '"sort" adds a rule): not acted on')
         if intent in NEGATABLE_INTENTS:
             negation = negated_command(tokens)
             if negation is None and intent in ('sort', 'pick'):
@@ -223,6 +226,28 @@ def negated_command(tokens: Sequence[str]) -> Optional[str]:
                 return None
             return ' '.join(start)
     return None
+
+
+#: (not ``drop`` / ``scrap``: those sort parts, ``scrap bin``, ``drop them in rework``)
+_EDIT_VERBS = frozenset({'clear', 'reset', 'remove', 'delete', 'forget', 'erase', 'cancel',
+                         'undo', 'revert', 'restore', 'wipe'})
+_RULE_WORDS = frozenset({'rule', 'rules', 'settings'})
+_DEFAULT_WORDS = frozenset({'default', 'defaults'})
+
+
+def rule_editing(tokens: Sequence[str]) -> bool:
+    """
+    Return True for a request to edit or reset the sorting rules.
+
+    ``clear all rules``, ``remove the rule for scratched parts``, ``go back to default
+    sorting``.
+
+    The command language has no such intent; the model, which never saw one, read ``clear
+    all rules`` as ``start`` and ``remove the rule for scratched parts`` as a ``sort``.
+    """
+    words = set(tokens)
+    return bool(words & _DEFAULT_WORDS) or (bool(words & _EDIT_VERBS) and
+                                            bool(words & (_RULE_WORDS | _DEFAULT_WORDS)))
 
 
 _EXCLUDING_WORDS = frozenset({'not', 'never', "don't", 'dont', "doesn't", "shouldn't",

@@ -298,6 +298,10 @@ class Supervisor:
         handler = getattr(self, f'_intent_{intent}', None)
         if handler is None:
             text = payload.get('text', '')
+            if str(payload.get('reason', '')).startswith('rule editing'):
+                return Outputs(feedback=[f'Rules cannot be removed by command ("{text}"); a '
+                                         'new sort rule overrides an older one, e.g. "put '
+                                         'scratched parts in reject". Nothing changed.'])
             if str(payload.get('reason', '')).startswith('negated command'):
                 return Outputs(feedback=[f'I do not act on a negated command ("{text}"); say '
                                          'what to do instead, e.g. "put cracked parts in '
