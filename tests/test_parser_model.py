@@ -143,6 +143,31 @@ def test_sort_rules_are_not_rule_editing(parser, utterance, slots):
     assert (got['intent'], got['slots']) == ('sort', slots)
 
 
+@pytest.mark.parametrize('utterance, slots', [
+    ('did you pick part 4', {}),                    # the model alone: pick part 4
+    ('when will you resume', {}),                   # ... start
+    ('why did you pause', {}),                      # ... pause
+    ('should I park the arm', {}),                  # ... home
+    ('was part 7 picked', {}),
+])
+def test_a_question_about_an_action_is_not_the_action(parser, utterance, slots):
+    """One question about an action comes out as ``status``, which never moves anything."""
+    got = parser.parse(utterance)
+    assert (got['intent'], got['slots']) == ('status', slots)
+    assert got['reason'].startswith('a question')
+
+
+@pytest.mark.parametrize('utterance, intent', [
+    ('can you start?', 'start'), ('could you pick up the red one', 'pick'),
+    ('is part 5 really bad? look again', 'inspect'),
+    ('when a part is scratched put it in rework', 'sort'),
+    ('have a closer look at the green block', 'inspect'),
+])
+def test_requests_phrased_as_questions_are_commands(parser, utterance, intent):
+    """A request (``can you ...``), a second sentence, ``when a part ...``: still commands."""
+    assert parser.parse(utterance)['intent'] == intent
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -8,6 +8,7 @@ same pre- and post-processing. :meth:`ParserCore.parse` never raises.
 """
 
 import logging
+import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lepton_robot.interfaces import INTENT_SLOTS, INTENTS, make_intent
@@ -147,14 +148,14 @@ class ParserCore:
             return
         for row, (i, _text, tokens, norm, _hit) in enumerate(todo):
             try:
-                results[i] = self._decode(raws[i], tokens, norm, intent_probs[row],
+                results[i] = self._decode(raws[i], _text, tokens, norm, intent_probs[row],
                                           tag_probs[row, :len(tokens)])
             except Exception as exc:  # noqa: BLE001 - degrade to unknown, never raise
                 LOG.exception('parser decoding failed')
                 results[i] = self._unknown(raws[i], f'internal error: {exc}')
 
-    def _decode(self, raw: object, tokens: List[str], norm: List[str], intent_p: np.ndarray,
-                tag_p: np.ndarray) -> Dict[str, Any]:
+    def _decode(self, raw: object, text: str, tokens: List[str], norm: List[str],
+                intent_p: np.ndarray, tag_p: np.ndarray) -> Dict[str, Any]:
         if not np.all(np.isfinite(intent_p)):
             return self._unknown(raw, 'model output not finite')
         best = int(np.argmax(intent_p))
@@ -165,6 +166,11 @@ class ParserCore:
         if conf < self.confidence_floor:
             return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
+        if intent in NEGATABLE_INTENTS and asks_about(text, tokens):
+            slots: Dict[str, Any] = {}
+            _implied_slots('status', tokens, slots)
+            return make_intent(_text_field(raw), 'status', slots, 1.0,
+                               reason=f'a question, not a command ({intent} not acted on)')
         if intent in NEGATABLE_INTENTS and rule_editing(tokens):
             return self._unknown(raw, 'rule editing is not in the command language (only '
                                       '"sort" adds a rule): not acted on')
@@ -226,6 +232,40 @@ def negated_command(tokens: Sequence[str]) -> Optional[str]:
                 return None
             return ' '.join(start)
     return None
+
+
+#: how a question opens: a word, or a word and the words that may follow it (``when will``,
+#: not ``when a part is scratched put it in rework``)
+_QUESTION_OPENERS = {'did': None, 'was': None, 'were': None, 'why': None, 'where': None,
+                     'has': None, 'is': None, 'are': None,
+                     'when': {'will', 'did', 'do', 'does', 'are', 'is', 'can', 'would'},
+                     'have': {'you', 'we', 'i', 'they'}, 'do': {'you', 'we', 'i'},
+                     'how': {'do', 'did', 'does', 'can', 'is', 'are', 'come'},
+                     'should': {'i', 'we'}}
+_SENTENCE_BREAK = re.compile(r'[.!?;]\s*\w')
+
+
+def asks_about(text: str, tokens: Sequence[str]) -> bool:
+    """
+    Return True when the utterance is one question (``did you pick part 4``).
+
+    A question about an action is not the action: the model alone answered ``did you pick
+    part 4`` with a pick of part 4 and ``when will you resume`` with a start. Such an
+    utterance becomes ``status`` (it never moves anything). Requests phrased as questions
+    (``can you pick part 4``, ``could you start``) are commands and are not matched; an
+    utterance of more than one sentence (``is part 5 really bad? look again``) is left to
+    the model.
+    """
+    if _SENTENCE_BREAK.search(text):
+        return False
+    toks = list(tokens)
+    i = 0
+    while i < len(toks) and toks[i] in _LEADING_FILLERS:
+        i += 1
+    if i >= len(toks) or toks[i] not in _QUESTION_OPENERS:
+        return False
+    follow = _QUESTION_OPENERS[toks[i]]
+    return follow is None or (i + 1 < len(toks) and toks[i + 1] in follow)
 
 
 #: (not ``drop`` / ``scrap``: those sort parts, ``scrap bin``, ``drop them in rework``)
