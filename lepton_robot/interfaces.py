@@ -104,6 +104,10 @@ INTENT_SLOTS: Dict[str, tuple] = {
     'set_sensitivity': ('value', 'direction'),
     'status': ('query',),
 }
+#: how an ``unknown`` intent's ``reason`` opens when the parser refused a command on purpose
+#: (the supervisor answers these with their own reply)
+REASON_NEGATED_COMMAND = 'negated command'
+REASON_RULE_EDITING = 'rule editing'
 
 
 def dumps(payload: Mapping[str, Any]) -> str:

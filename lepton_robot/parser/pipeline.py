@@ -11,7 +11,8 @@ import logging
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from lepton_robot.interfaces import INTENT_SLOTS, INTENTS, make_intent
+from lepton_robot.interfaces import (INTENT_SLOTS, INTENTS, make_intent,
+                                     REASON_NEGATED_COMMAND, REASON_RULE_EDITING)
 from lepton_robot.parser import lexicon, safety, text as textmod, values
 from lepton_robot.parser.features import Batch, encode_batch, NUM, UNK, word_key
 import numpy as np
@@ -166,20 +167,10 @@ class ParserCore:
         if conf < self.confidence_floor:
             return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
                                       f'{self.confidence_floor:.2f})', 1.0 - conf)
-        if intent in NEGATABLE_INTENTS and asks_about(text, tokens):
-            slots: Dict[str, Any] = {}
-            _implied_slots('status', tokens, slots)
-            return make_intent(_text_field(raw), 'status', slots, 1.0,
-                               reason=f'a question, not a command ({intent} not acted on)')
-        if intent in NEGATABLE_INTENTS and rule_editing(tokens):
-            return self._unknown(raw, 'rule editing is not in the command language (only '
-                                      '"sort" adds a rule): not acted on')
         if intent in NEGATABLE_INTENTS:
-            negation = negated_command(tokens)
-            if negation is None and intent in ('sort', 'pick'):
-                negation = excluded_parts(tokens)
-            if negation:
-                return self._unknown(raw, f'negated command ("{negation}"): not acted on')
+            refused = self._not_this_command(raw, text, tokens, intent)
+            if refused is not None:
+                return refused
         tags = [self.tags[int(k)] for k in np.argmax(tag_p, axis=-1)]
         slots: Dict[str, Any] = {}
         spans: Dict[str, Tuple[int, int]] = {}
@@ -198,6 +189,29 @@ class ParserCore:
         _implied_slots(intent, tokens, slots)
         return make_intent(_text_field(raw), intent, slots, conf)
 
+    def _not_this_command(self, raw: object, text: str, tokens: List[str],
+                          intent: str) -> Optional[Dict[str, Any]]:
+        """
+        Return what to answer instead of the action ``intent``, or None to answer it.
+
+        A question about the action is ``status``; a request to edit the rules, a negated
+        command and a sort or pick that excludes parts are ``unknown``.
+        """
+        if asks_about(text, tokens):
+            slots: Dict[str, Any] = {}
+            _implied_slots('status', tokens, slots)
+            return make_intent(_text_field(raw), 'status', slots, 1.0,
+                               reason=f'a question, not a command ({intent} not acted on)')
+        if rule_editing(tokens):
+            return self._unknown(raw, f'{REASON_RULE_EDITING} is not in the command language '
+                                      '(only "sort" adds a rule): not acted on')
+        negation = negated_command(tokens)
+        if negation is None and intent in ('sort', 'pick'):
+            negation = excluded_parts(tokens)
+        if negation:
+            return self._unknown(raw, f'{REASON_NEGATED_COMMAND} ("{negation}"): not acted on')
+        return None
+
 
 #: intents that a leading negation would turn into their opposite
 NEGATABLE_INTENTS = frozenset({'start', 'pause', 'sort', 'pick', 'inspect', 'set_speed',
@@ -211,6 +225,14 @@ _NEGATION_STARTS = (("don't",), ('dont',), ('do', 'not'), ('never',), ('no', 'ne
 _HOLD_WORDS = frozenset({'stop', 'halt', 'freeze', 'cease', 'pause', 'wait', 'hold'})
 
 
+def _first_word(tokens: Sequence[str]) -> int:
+    """Return the index of the first token after the leading fillers (``ok please ...``)."""
+    i = 0
+    while i < len(tokens) and tokens[i] in _LEADING_FILLERS:
+        i += 1
+    return i
+
+
 def negated_command(tokens: Sequence[str]) -> Optional[str]:
     """
     Return the negation that opens the command (``don't``, ``do not``, ``never``...), or None.
@@ -222,9 +244,7 @@ def negated_command(tokens: Sequence[str]) -> Optional[str]:
     stop, keep going``) is left to the model.
     """
     toks = [t for t in tokens if t not in ('#', '%')]
-    i = 0
-    while i < len(toks) and toks[i] in _LEADING_FILLERS:
-        i += 1
+    i = _first_word(toks)
     for start in _NEGATION_STARTS:
         if tuple(toks[i:i + len(start)]) == start:
             rest = toks[i + len(start):]
@@ -259,9 +279,7 @@ def asks_about(text: str, tokens: Sequence[str]) -> bool:
     if _SENTENCE_BREAK.search(text):
         return False
     toks = list(tokens)
-    i = 0
-    while i < len(toks) and toks[i] in _LEADING_FILLERS:
-        i += 1
+    i = _first_word(toks)
     if i >= len(toks) or toks[i] not in _QUESTION_OPENERS:
         return False
     follow = _QUESTION_OPENERS[toks[i]]

@@ -49,8 +49,8 @@ Decision policy (one decision per tracked part, ``part_id`` = track id):
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
-from lepton_robot.interfaces import (CONDITIONS, DEFECTS, SCHEMA_CELL_STATE,
-                                     SCHEMA_DECISION)
+from lepton_robot.interfaces import (CONDITIONS, DEFECTS, REASON_NEGATED_COMMAND,
+                                     REASON_RULE_EDITING, SCHEMA_CELL_STATE, SCHEMA_DECISION)
 from lepton_robot.supervisor.liveness import DESCRIPTIONS, LivenessWatch
 from lepton_robot.supervisor.rules import RuleBook, RuleError
 from lepton_robot.supervisor.state import CellStateMachine
@@ -298,11 +298,12 @@ class Supervisor:
         handler = getattr(self, f'_intent_{intent}', None)
         if handler is None:
             text = payload.get('text', '')
-            if str(payload.get('reason', '')).startswith('rule editing'):
+            reason = str(payload.get('reason', ''))
+            if reason.startswith(REASON_RULE_EDITING):
                 return Outputs(feedback=[f'Rules cannot be removed by command ("{text}"); a '
                                          'new sort rule overrides an older one, e.g. "put '
                                          'scratched parts in reject". Nothing changed.'])
-            if str(payload.get('reason', '')).startswith('negated command'):
+            if reason.startswith(REASON_NEGATED_COMMAND):
                 return Outputs(feedback=[f'I do not act on a negated command ("{text}"); say '
                                          'what to do instead, e.g. "put cracked parts in '
                                          'reject". Nothing changed.'])
