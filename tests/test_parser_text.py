@@ -57,7 +57,8 @@ def test_tokenize(raw, tokens):
 
 
 @pytest.mark.parametrize('typo, word', [
-    ('scrached', 'scratched'), ('cylindr', 'cylinder'), ('stpo', 'stop'),
+    ('scrached', 'scratched'), ('cylindr', 'cylinder'), ('stpo', 'stop'), ('sto', 'stop'),
+    ('kil', 'kill'),
     ('emergancy', 'emergency'), ('sensitivty', 'sensitivity'), ('speeed', 'speed'),
     ('paus', 'pause'), ('inspcet', 'inspect'), ('yelow', 'yellow'), ('scap', 'scrap'),
 ])
@@ -65,9 +66,19 @@ def test_typos_are_corrected(typo, word):
     assert text.normalize_token(typo) == word
 
 
-@pytest.mark.parametrize('word', ['shop', 'the', 'weather', 'joke', '12', 'a', 'hello'])
+@pytest.mark.parametrize('word', ['shop', 'the', 'weather', 'joke', '12', 'a', 'hello',
+                                  # session 12: everyday words that were read as domain words
+                                  'give', 'pull', 'come', 'case', 'skill', 'bill', 'quite',
+                                  'sorting', 'started', 'picking', 'flag', 'smart', 'salt'])
 def test_common_words_are_not_corrected(word):
     assert text.normalize_token(word) == word
+
+
+@pytest.mark.parametrize('word, domain', [('homign', 'homing'), ('bsae', 'base'),
+                                          ('stoww', 'stow'), ('sens', 'sensitivity')])
+def test_home_words_and_abbreviations(word, domain):
+    """``homing``, ``base``, ``stow`` are domain words (before: ``coming``, ``ease``, ``slow``)."""
+    assert text.normalize_token(word) == domain
 
 
 @pytest.mark.parametrize('words, value', [
@@ -144,6 +155,9 @@ def test_canonicalize(slot, words, value):
     ('turn the speed down', None), ('turn on the line', None), ('switch on the belt', None),
     ('cut out the scratched parts', None), ('power up the cell', None),
     ('turn the belt up, the parts are piling off the end', None),
+    ('STO MOVING WHEN YOU CAN.', 'stop'), ('kil it', 'emergency_stop'),
+    ('in that case carry on', None), ('the mill is loud', None),      # case/mill: cease/kill
+    ('you have the skill', None), ('quite fast please', None),
 ])
 def test_safety_scan(utterance, expected):
     hit = safety.scan(utterance)
@@ -162,6 +176,8 @@ def test_safety_scan(utterance, expected):
     ('status', 'what fraction are defective', {}, {'query': 'defect_rate'}),
     ('status', 'status report', {}, {}),
     ('status', "what's the status mate", {}, {}),        # "mate" is not typo-read as "rate"
+    ('status', 'what is the quantity of reject piece', {}, {'query': 'counts'}),
+    ('status', 'how much scrap so far', {}, {'query': 'counts'}),
     ('pick', 'grab the slow one', {}, {}),                                # not its slot
 ])
 def test_implied_slots(intent, words, slots, expected):

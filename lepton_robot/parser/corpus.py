@@ -284,6 +284,9 @@ TEMPLATES: Dict[str, List[str]] = {
         '[time to|you can|ready to] [start|begin|resume|continue] [the line|work|sorting|]',
         '[get|set] [the line|the belt|the conveyor|things|it|everything] '
         '[moving|running|going|rolling] [again|]',
+        '[start|restart|resume|run|please to start] the [machine|machines|equipment] '
+        '[now|again|please|]',
+        '[start|fire|power|spin|crank] [it|her|things|the line|the belt] [up|back up] [again|]',
     ],
     'pause': [
         '[pause|hold|hold on|hold it|wait]',
@@ -306,6 +309,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[can you|could you|please|] [hold|wait|pause] [for|] [a bit|a minute|a while|now|]',
         '[just|] [give me|i need|allow me|grant me] [a moment|a minute|a second|a sec|'
         'some time|a few minutes] [please|]',
+        '[one moment|just a moment|wait a moment|hang on|one sec] [please|] [i need to|let me|'
+        'i have to] [check something|look at something|fix something|grab something]',
     ],
     'stop': [
         '[stop|halt|freeze]',
@@ -325,6 +330,7 @@ TEMPLATES: Dict[str, List[str]] = {
         '[shut|power] [it|everything|the line|the cell|the system|the conveyor] [down|off]',
         '[turn|switch] [it|everything|the line|the conveyor|the belt|the cell] off [now|]',
         '[quit|quit it|cut it out|knock it off] [now|please|right now|]',
+        '[stop|halt|shut down|switch off] the [machine|machines|equipment] [now|please|]',
     ],
     'emergency_stop': [
         '[emergency stop|e stop|estop|emergency]',
@@ -395,6 +401,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '{bin_verb} [the|that|this] {color} {shape} [please|]',
         '[snag|nab|retrieve|collect|pluck|scoop up] {obj}',
         '[bring me|hand me|fetch me] {obj}',
+        '[take|grab|pick|get|pick up|fetch] the [first|second|third|fourth|other] [one|part|'
+        'piece] [please|now|]',
     ],
     'inspect': [
         '[inspect|check|examine|look at|scan|analyze|analyse|run an inspection on|'
@@ -479,6 +487,8 @@ TEMPLATES: Dict[str, List[str]] = {
         '[please|can you|could you] [park|home] [the arm|yourself|the robot]',
         '[rest|reset] [position|pose]',
         '[get|move] [out of the way|clear] and [go home|park]',
+        '[arm|robot|go|move|return|send the arm|bring the arm] [back|] to [base|the base|base '
+        'position]',
     ],
     'unknown': [],
 }
@@ -515,6 +525,14 @@ OOD = [
     'long|shiny|pretty]',
     '[this|that|the] [belt|conveyor|line|robot] [looks|seems|sounds] [nice|old|new|loud|'
     'clean|great]',
+    "[i'm|im|i am] [going|heading|off] [for a coffee|for coffee|to lunch|for lunch|for a smoke|"
+    'on break|on my break|to the toilet]',
+    '[going|off|gone] [on break|for lunch|for a coffee|on my break|for a smoke]',
+    "[back|be back|i'll be back|ill be back|i will be back] in [ten|five|a minute|a few minutes|"
+    'an hour|10 minutes|a bit]',
+    '[see you|catch you] [later|tomorrow|after lunch|after the break|in a bit]',
+    "[i'm|im|i am] [back|here|tired|hungry|cold|off now]",
+    '[is it|is it still] [raining|snowing|sunny|cold|hot|windy] [outside|today|]',
 ]
 
 _FILLER_PRE = ['um', 'uh', 'er', 'hey', 'ok', 'okay', 'so', 'please', 'could you', 'can you',
@@ -524,7 +542,8 @@ _FILLER_PRE = ['um', 'uh', 'er', 'hey', 'ok', 'okay', 'so', 'please', 'could you
                'uh could you', 'yo', 'listen', 'quick one']
 _FILLER_POST = ['please', 'thanks', 'thank you', 'now', 'right away', 'for me', 'ok',
                 'okay', 'if you can', 'when you can', 'asap', 'thx', 'pls', 'cheers',
-                'mate', 'buddy', 'now please', 'will you']
+                'mate', 'buddy', 'now please', 'will you', 'when you have a moment',
+                'when you get a chance', 'if you have a second']
 
 
 def _expand(template: str, gen: '_Gen') -> List[Any]:
@@ -773,9 +792,12 @@ class CorpusGenerator:
         for w, tag in words:
             if rate and g.chance(rate):
                 typo = self._typo(w)
-                # a typo that spells another domain word would make the label wrong
+                # a typo that spells another domain word, or a common English word that is
+                # never corrected (``halt`` -> ``salt``), would teach a wrong meaning
                 norm = textmod.normalize_token(typo)
-                if norm == textmod.normalize_token(w) or norm not in _DOMAIN:
+                if norm == textmod.normalize_token(w) or (
+                        norm not in _DOMAIN and norm not in lexicon.COMMON_WORDS
+                        and norm not in lexicon.PROTECTED_WORDS):
                     w = typo
             out.append((w, tag))
         return out

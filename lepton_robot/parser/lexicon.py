@@ -88,7 +88,8 @@ DIRECTION_WORDS: Dict[str, int] = {
 #: keyword -> canonical query (checked in order of the keys of QUERY_ORDER)
 QUERY_WORDS: Dict[str, str] = {
     'many': 'counts', 'count': 'counts', 'counts': 'counts', 'number': 'counts',
-    'total': 'counts', 'tally': 'counts', 'numbers': 'counts',
+    'total': 'counts', 'tally': 'counts', 'numbers': 'counts', 'much': 'counts',
+    'quantity': 'counts', 'amount': 'counts',
     'rate': 'defect_rate', 'ratio': 'defect_rate', 'percentage': 'defect_rate',
     'yield': 'defect_rate', 'fraction': 'defect_rate', 'proportion': 'defect_rate',
     'running': 'state', 'state': 'state', 'doing': 'state', 'paused': 'state',
@@ -128,6 +129,7 @@ home park return position rest retract origin pose arm robot
 part parts piece pieces item items number
 percent please could would you can pile tray bucket power cut
 cell shut switch turn off everything system snag retrieve rescan
+homing base stow
 """.split())
 
 #: words never typo-corrected (common English that must keep its own meaning)
@@ -140,6 +142,45 @@ also been before being both could should would does done down each from have her
 into just like make more most much must only over same some such than very was
 print call book order buy sell play show open close paint write read song
 rain raining rainy snow snowing sunny windy
+""".split())
+
+#: common English words one or two edits from a domain word, never typo-corrected (session 12):
+#: the corrector turned ``give`` into ``five``, ``pull`` into ``full``, ``come`` into ``home``,
+#: ``case`` into ``cease`` (a stop), ``skill``/``bill`` into ``kill`` (an e-stop), ``quite``
+#: into ``quit``, ``sorting`` into ``working``. Listed: the words of a ~2700-word list of
+#: everyday English that the corrector changed to a word of another meaning.
+COMMON_WORDS = frozenset("""
+bare garage pluck spain
+analysis apart around bake bark bass bear beat began begun bell bend bent best bias bill
+bind black blast bless blow blur boast bold bolt bones booking boot boots bore boss bound
+bread bright buck bull burn burning bush buys cake calling cane carts case cast casting
+catches cats cause caused causing chase chat checked cheek chick child chin chop chopped
+chopping chose chuck claw clear clip clock clone clue code cold college come cook cooking
+core court crab crane crash crashed crop cure cute cutting dark date dawn dear deep dent
+diet dine direction director dive dome dose drank drip dropped dropping drown duck ducks
+dull dump east easy election else erase even example face fact fair fake fall falling fans
+fate fear feast feeling fell felt field fight filed files filing fill filling find firm
+fishing fist fitting flag flags flew flipped float flock flour flow flower fold food
+forming fort forth fuel gain gate gear getting gift give glow glue gold gown greed greet
+grew ground hail hall hate head hear heating hell hill hire hitting hole holy hood hook
+hope hour hunting jail jump keen kicked kiln lace lake lane late laws leading lean lease
+least leaving legs lend lens lent lets life lifting light lime linen list live lock
+locking locks loft looking lose loss lost love lover loving lump made mail mailed malt
+mare market marking mass mate meeting melt melting mend mess might mile mill mine mission
+model mold mole mood morning moss mount movie nail nearly neat neck nest nice night none
+nose pack packing packs page pail pale pant parked parking parks party past paste pays
+peace pear picked picking picks pill pine pink pins pipe plane pole pork port positive
+post posting pound pour powder pray present pressing prevent process pull pump pushing
+putting quality quiet quilt quite quiz race rack radio rage raid rail raising rank rare
+rent reset resting ringing rise roads rode rose rust sail sailed salt sand sang scent seed
+sent setting sheep ship shipping shopped shopping short shot shout sick sigh sitting skate
+skill skipped slam slap slipped slit slot smart smiling snap snapped soft sold sore
+sorting sound sour space spark spend spit sport stage stair stake stale star stare stars
+started stays stem stepping stored storing stuff stuffed suit sweet tail tale tall tape
+taste tear tease tend tent testing tick tide tight till tire tires toll tour tower town
+toys track tracked tracks trained trap tree trick tuck tune turning vase vault vent vest
+waist waiting wake walking washing wear weight west wheat whip winning wins wire wishing
+witch wood world worrying wound year yell
 """.split())
 
 NEGATIONS = frozenset({"don't", 'dont', 'not', 'never', "didn't", "doesn't", 'no', 'non',

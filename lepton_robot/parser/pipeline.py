@@ -163,6 +163,10 @@ class ParserCore:
         intent = self.intents[best]
         conf = float(intent_p[best])
         if intent == 'unknown':
+            negation = negated_command(tokens)
+            if negation:        # the same answer as the guard below gives a negated action
+                return self._unknown(raw, f'{REASON_NEGATED_COMMAND} ("{negation}"): not '
+                                          'acted on', conf)
             return self._unknown(raw, 'out of domain', conf)
         if conf < self.confidence_floor:
             return self._unknown(raw, f'low confidence ({intent} {conf:.2f} < '
@@ -181,6 +185,8 @@ class ParserCore:
             value = values.canonicalize(slot, norm[start:end])
             if slot == 'defect' and start > 0 and norm[start - 1] == 'non':
                 value = _NON_DEFECT.get(value)      # non-defective: no defect
+            if slot == 'bin' and not _names_a_bin(norm, start, end):
+                value = None                        # 'the third one' is not bin three
             if value is not None:
                 slots[slot] = value
                 spans[slot] = (start, end)
@@ -372,6 +378,24 @@ def _absolute_or_relative(tokens: Sequence[str], norm: Sequence[str], span: Tupl
             slots['direction'] = direction
     if 'direction' not in slots or values.parse_number(norm[start:end]) is None:
         slots.pop('value', None)
+
+
+#: words that make a number or an ordinal a bin: ``bin two``, ``the third bin``
+_BIN_NOUNS = frozenset({'bin', 'bins', 'pile', 'tray', 'bucket', 'container'})
+
+
+def _names_a_bin(norm: Sequence[str], start: int, end: int) -> bool:
+    """
+    Say whether a ``bin`` span names a bin, not only a number or an ordinal.
+
+    The contract numbers the bins (``bin two``, ``the second bin``), but a bare ordinal or
+    number is a part, not a bin: ``take the third one`` must not send a part to ``rework``.
+    A span passes when it holds a bin's name (``scrap``, ``rework``) or when a bin noun is in
+    it or within two words after it.
+    """
+    if any(tok in lexicon.BIN_WORDS for tok in norm[start:end]):
+        return True
+    return any(tok in _BIN_NOUNS for tok in norm[start:end + 2])
 
 
 def _implied_slots(intent: str, tokens: Sequence[str], slots: Dict[str, Any]) -> None:

@@ -35,9 +35,9 @@ _ALIASES: Dict[str, str] = {
     'doesnt': "doesn't", 'didnt': "didn't", 'cant': "can't", 'wont': "won't",
     'colour': 'color', 'colours': 'color', 'color': 'color', 'colors': 'color',
     'cyl': 'cylinder', 'no.': 'number', 'nr': 'number', 'num': 'number', 'pc': 'piece',
-    'sec': 'second', 'mins': 'minute', 'pct': 'percent', 'les': 'less',
+    'sec': 'second', 'mins': 'minute', 'pct': 'percent', 'les': 'less', 'sens': 'sensitivity',
     # the safety words' commonest short typos (too short for the corrector)
-    'stp': 'stop', 'sotp': 'stop', 'hlt': 'halt',
+    'stp': 'stop', 'sotp': 'stop', 'sto': 'stop', 'hlt': 'halt', 'kil': 'kill',
 }
 
 
@@ -170,8 +170,8 @@ class _Corrector:
                 self.index.setdefault(d, []).append(word)
 
     def correct(self, token: str) -> str:
-        if (token in self.words or token in lexicon.PROTECTED_WORDS or len(token) < 4
-                or not token.isalpha()):
+        if (token in self.words or token in lexicon.PROTECTED_WORDS
+                or token in lexicon.COMMON_WORDS or len(token) < 4 or not token.isalpha()):
             return token
         limit = _max_edits(len(token))
         best: Tuple[int, tuple, str] = (limit + 1, (), token)

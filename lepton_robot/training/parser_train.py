@@ -12,7 +12,6 @@ parity test) and print the validation metrics.
 import argparse
 import collections
 import json
-import math
 from pathlib import Path
 import random
 import sys
@@ -30,7 +29,7 @@ import numpy as np
 HELP = 'train the operator command parser (BiLSTM intent + slot tagger) and export ONNX'
 
 MODEL_NAME = 'command_parser'
-MODEL_VERSION = '1.1.0'
+MODEL_VERSION = '1.2.0'
 #: PyTorch vs ONNX Runtime: largest allowed absolute difference of any output probability
 PARITY_ATOL = 1e-4
 
@@ -39,7 +38,7 @@ TAGS = ('O',) + tuple(f'{p}-{s}' for s in SLOTS for p in ('B', 'I'))
 
 DEFAULTS = {'train_size': 40000, 'val_size': 4000, 'epochs': 10, 'batch_size': 256,
             'lr': 6e-3, 'word_dim': 64, 'char_dim': 32, 'hidden': 64, 'dropout': 0.25,
-            'word_dropout': 0.15, 'min_count': 2, 'seed': 7, 'threads': 2}
+            'word_dropout': 0.15, 'min_count': 2, 'seed': 7, 'threads': 2, 'members': 3}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--lr', type=float, default=DEFAULTS['lr'])
     parser.add_argument('--hidden', type=int, default=DEFAULTS['hidden'],
                         help='LSTM units per direction')
-    parser.add_argument('--seed', type=int, default=DEFAULTS['seed'], help='training seed')
+    parser.add_argument('--seed', type=int, default=DEFAULTS['seed'],
+                        help='training seed of the first member (the others: seed+1, ...)')
+    parser.add_argument('--members', type=int, default=DEFAULTS['members'],
+                        help='networks trained with consecutive seeds and averaged (1: one)')
     parser.add_argument('--threads', type=int, default=DEFAULTS['threads'],
                         help='torch CPU threads')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -112,6 +114,31 @@ def build_model(n_words: int, n_intents: int, n_tags: int, word_dim: int, char_d
     return ParserNet()
 
 
+def build_ensemble(members: Sequence[Any]):
+    """
+    Return a module whose outputs are the mean of ``members``' probabilities.
+
+    Same inputs and outputs as one network, so the exported ONNX file and the runtime do not
+    change. Averaging networks trained with different seeds lowers the run-to-run variance
+    of a single small network (session 12: validation intent 0.9878 / 0.9878 / 0.9928 for
+    seeds 7 / 8 / 9 alone, 0.9925 averaged).
+    """
+    import torch
+    from torch import nn
+
+    class ParserEnsemble(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(members)
+
+        def forward(self, words, ngrams, mask, rev_index):
+            outs = [m(words, ngrams, mask, rev_index) for m in self.members]
+            return (torch.stack([o[0] for o in outs]).mean(0),
+                    torch.stack([o[1] for o in outs]).mean(0))
+
+    return ParserEnsemble()
+
+
 def load_checkpoint(path: Path):
     """
     Load a checkpoint written by :func:`run` and return ``(model, meta)`` in eval mode.
@@ -126,8 +153,10 @@ def load_checkpoint(path: Path):
         raise ModelError(f'{path} is not a command parser checkpoint')
     meta = ckpt['meta']
     hp = meta['hparams']
-    model = build_model(len(meta['vocab']), len(meta['intents']), len(meta['tags']),
+    nets = [build_model(len(meta['vocab']), len(meta['intents']), len(meta['tags']),
                         hp['word_dim'], hp['char_dim'], hp['hidden'], hp['dropout'])
+            for _ in range(hp.get('members', 1))]
+    model = build_ensemble(nets) if len(nets) > 1 else nets[0]
     model.load_state_dict(ckpt['state_dict'])
     model.eval()
     return model, meta
@@ -178,15 +207,11 @@ def train(args: argparse.Namespace, log=None):
     :param args: parsed options (see :func:`add_arguments`).
     """
     import torch
-    from torch import nn
-    from tqdm import tqdm
 
     if log is None:
         def log(msg):
             print(msg, flush=True)
     torch.set_num_threads(max(1, args.threads))
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
     t0 = time.time()
     train_ex = corpusmod.generate_split('train', args.train_size)
     val_ex = corpusmod.generate_split('val', args.val_size)
@@ -195,17 +220,51 @@ def train(args: argparse.Namespace, log=None):
         f'vocabulary {len(vocab)} words ({time.time() - t0:.1f} s)')
     hp = {k: DEFAULTS[k] for k in ('word_dim', 'char_dim', 'dropout', 'word_dropout')}
     hp['hidden'] = args.hidden
-    model = build_model(len(vocab), len(INTENTS), len(TAGS), hp['word_dim'], hp['char_dim'],
-                        hp['hidden'], hp['dropout'])
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    steps_per_epoch = math.ceil(len(train_ex) / args.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
-                                                total_steps=steps_per_epoch * args.epochs)
-    ce = nn.CrossEntropyLoss(reduction='none')
+    members = max(1, getattr(args, 'members', 1))
     # bucket by length so padded batches stay small
     order = sorted(range(len(train_ex)), key=lambda i: len(train_ex[i]['tokens']))
     chunks = [order[i:i + args.batch_size] for i in range(0, len(order), args.batch_size)]
     encoded = [_encode([train_ex[i] for i in chunk], vocab) for chunk in chunks]
+    nets = []
+    for k in range(members):
+        if members > 1:
+            log(f'member {k + 1}/{members} (seed {args.seed + k})')
+        nets.append(_fit(args, hp, vocab, list(encoded), args.seed + k, t0, log))
+    if members > 1:
+        hp['members'] = members
+        model = build_ensemble(nets)
+    else:
+        model = nets[0]
+    model.eval()
+    meta = {'name': MODEL_NAME, 'version': MODEL_VERSION, 'package_version': __version__,
+            'vocab': vocab, 'intents': list(INTENTS), 'tags': list(TAGS), 'hparams': hp,
+            'train': {'train_size': args.train_size, 'val_size': args.val_size,
+                      'epochs': args.epochs, 'batch_size': args.batch_size, 'lr': args.lr,
+                      'seed': args.seed, 'members': members,
+                      'train_seed': corpusmod.TRAIN_SEED,
+                      'val_seed': corpusmod.VAL_SEED,
+                      'seconds': round(time.time() - t0, 1)},
+            'features': {'ngram_buckets': NGRAM_BUCKETS, 'ngrams_per_token': NGRAMS_PER_TOKEN,
+                         'ngram_sizes': list(NGRAM_SIZES)},
+            'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
+    return model, meta, train_ex, val_ex
+
+
+def _fit(args: argparse.Namespace, hp: Dict[str, Any], vocab: Dict[str, int],
+         encoded: List[Any], seed: int, t0: float, log):
+    """Train one network on the encoded batches with ``seed``; return it in eval mode."""
+    import torch
+    from torch import nn
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    model = build_model(len(vocab), len(INTENTS), len(TAGS), hp['word_dim'], hp['char_dim'],
+                        hp['hidden'], hp['dropout'])
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr,
+                                                total_steps=len(encoded) * args.epochs)
+    ce = nn.CrossEntropyLoss(reduction='none')
     unk = vocab[UNK]
     for epoch in range(args.epochs):
         model.train()
@@ -234,17 +293,7 @@ def train(args: argparse.Namespace, log=None):
         model.eval()
         log(f'epoch {epoch + 1}/{args.epochs}: mean loss {total / len(encoded):.4f} '
             f'({time.time() - t0:.0f} s)')
-    meta = {'name': MODEL_NAME, 'version': MODEL_VERSION, 'package_version': __version__,
-            'vocab': vocab, 'intents': list(INTENTS), 'tags': list(TAGS), 'hparams': hp,
-            'train': {'train_size': args.train_size, 'val_size': args.val_size,
-                      'epochs': args.epochs, 'batch_size': args.batch_size, 'lr': args.lr,
-                      'seed': args.seed, 'train_seed': corpusmod.TRAIN_SEED,
-                      'val_seed': corpusmod.VAL_SEED,
-                      'seconds': round(time.time() - t0, 1)},
-            'features': {'ngram_buckets': NGRAM_BUCKETS, 'ngrams_per_token': NGRAMS_PER_TOKEN,
-                         'ngram_sizes': list(NGRAM_SIZES)},
-            'created': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}
-    return model, meta, train_ex, val_ex
+    return model
 
 
 # --- export -----------------------------------------------------------------------------
