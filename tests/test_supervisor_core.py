@@ -487,6 +487,8 @@ def test_pick_intent_overrides_bin():
     out = sup.on_intent(_intent('pick', color='red', shape='cylinder', bin='rework'), 0.1)
     assert len(out.decisions) == 1
     assert out.decisions[0]['bin'] == 'rework' and out.decisions[0]['color'] == 'red'
+    # the operator hears what was done, not only the arm (a decision has no text)
+    assert out.feedback == [f'Picking part {out.decisions[0]["part_id"]} into rework.']
 
 
 def test_home_and_inspect():

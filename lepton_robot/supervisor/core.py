@@ -476,8 +476,11 @@ class Supervisor:
                                      f'{track.decision["bin"]}.'])
         track.forced_bin = slots.get('bin')
         if self.state == 'running' and not self.held:
-            return self._decide(track, now, bin_override=slots.get('bin'),
-                                why=' (operator request)')
+            out = self._decide(track, now, bin_override=slots.get('bin'),
+                               why=' (operator request)')
+            bin_name = out.decisions[0]['bin']
+            out.feedback.append(f'Picking part {track.track_id} into {bin_name}.')
+            return out
         return Outputs(feedback=[f'Part {track.track_id} will be picked when the line runs.'])
 
     def _intent_inspect(self, slots: Mapping, now: float) -> Outputs:
