@@ -161,6 +161,10 @@ def _require(cond: bool, message: str) -> None:
         raise SchemaError(message)
 
 
+def _numbers(values: Iterable[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
 def _finite_numbers(values: Iterable[Any]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                for v in values)
@@ -245,7 +249,15 @@ def validate_decision(obj: Mapping[str, Any]) -> None:
     if action == 'pick_place':
         _require(obj.get('bin') in BINS, f'unknown bin {obj.get("bin")!r}')
         pose = obj.get('pick_pose')
-        _require(isinstance(pose, list) and len(pose) == 4, 'pick_pose must be [x, y, z, yaw]')
+        # numbers, not necessarily finite: the controller refuses NaN/inf with a pick result
+        _require(isinstance(pose, list) and len(pose) == 4 and _numbers(pose),
+                 'pick_pose must be [x, y, z, yaw], four numbers')
+    if 'stamp' in obj:
+        _require(_finite_numbers([obj['stamp']]), 'stamp must be a number')
+    if 'belt_velocity' in obj:
+        vel = obj['belt_velocity']
+        _require(isinstance(vel, list) and len(vel) == 3 and _finite_numbers(vel),
+                 'belt_velocity must be [vx, vy, vz], three numbers')
     _require(isinstance(obj.get('reason', ''), str), 'reason must be a string')
 
 

@@ -196,8 +196,10 @@ def test_impossible_requests_are_rejected_and_the_cell_carries_on(tmp_path):
     Impossible requests (NaN pose, out of reach, unknown part) are refused; sorting goes on.
 
     Steps: run 3 parts; once a decision is made publish on ``decision`` a pick with a NaN
-    pose and one far out of reach (unknown part ids 900, 901); expect a failed
-    ``manipulation/result`` for each with a reason (not finite / reach); ask to pick part
+    pose and one far out of reach (unknown part ids 900, 901), and three malformed ones
+    (strings or nulls for the pose, a string stamp: 902-904); expect a failed
+    ``manipulation/result`` for each with a reason (not finite / reach / invalid decision),
+    and no node lost (the run ends with its summary); ask to pick part
     999 (which does not exist); expect a reply that names it; at the end every part is in
     its bin.
     """
@@ -221,9 +223,19 @@ def test_impossible_requests_are_rejected_and_the_cell_carries_on(tmp_path):
         Probe._matched(pub)
         pub.publish(String(data=bogus(900, [math.nan, 0.0, 0.05, 0.0])))
         pub.publish(String(data=bogus(901, [2.0, 2.0, 0.05, 0.0])))
-        wait_until(lambda: result(900) and result(901), 120, 'both rejections', graph)
+        # malformed, not only impossible: strings or nulls for numbers once crashed the
+        # controller's timer and the sim bridge (session 12); now refused at once, by id
+        pub.publish(String(data=bogus(902, ['a', 'b', 'c', 'd'])))
+        pub.publish(String(data=bogus(903, [None, None, None, None])))
+        bad_stamp = json.loads(bogus(904, [0.0, 0.0, 0.05, 0.0]))
+        bad_stamp['stamp'] = 'abc'
+        pub.publish(String(data=json.dumps(bad_stamp)))
+        wait_until(lambda: all(result(k) for k in (900, 901, 902, 903, 904)), 120,
+                   'the rejections', graph)
         assert not result(900)['ok'] and 'finite' in result(900)['error'], result(900)
         assert not result(901)['ok'] and 'reach' in result(901)['error'], result(901)
+        for k in (902, 903, 904):
+            assert not result(k)['ok'] and 'invalid decision' in result(k)['error'], result(k)
         n_feedback = len(probe.feedback)
         probe.intent('pick', 'pick part 999', part_id=999)
         wait_until(lambda: len(probe.feedback) > n_feedback, 30, 'a reply', graph)

@@ -1,5 +1,8 @@
 """Unit tests of the supervisor core: state machine, rules, tracker, intents, fail-safe."""
 
+import math
+
+from lepton_robot.errors import SchemaError
 from lepton_robot.interfaces import make_intent, validate_cell_state, validate_decision
 from lepton_robot.supervisor import (BeltOdometer, CellStateMachine, classify, PartTracker,
                                      RuleBook, RuleError, SortRule, Supervisor,
@@ -223,6 +226,23 @@ def _moving(label_of, xs, t_start=0.0):
         return [_part(x + v * (t - t_start), label=label_of[i]) for i, x in enumerate(xs)
                 if 0.0 <= x + v * (t - t_start) < 0.4]
     return parts_at
+
+
+@pytest.mark.parametrize('change', [
+    {'pick_pose': ['a', 'b', 'c', 'd']}, {'pick_pose': [None, None, None, None]},
+    {'pick_pose': [True, 0.0, 0.0, 0.0]}, {'pick_pose': [0.0, 0.0, 0.0]},
+    {'stamp': 'abc'}, {'belt_velocity': [0.1]}, {'part_id': '3'}, {'bin': 'floor'},
+])
+def test_decision_schema_refuses_what_a_controller_cannot_use(change):
+    """Strings, nulls and short lists where numbers go are schema errors (they crashed nodes)."""
+    decision = {'schema': 'lepton.decision/1', 'part_id': 3, 'action': 'pick_place',
+                'bin': 'reject', 'pick_pose': [0.1, 0.2, 0.05, 0.0], 'stamp': 1.0,
+                'belt_velocity': [0.05, 0.0, 0.0]}
+    validate_decision(decision)
+    with pytest.raises(SchemaError):
+        validate_decision({**decision, **change})
+    # NaN is a number: the controller refuses it itself, with a pick result that says why
+    validate_decision({**decision, 'pick_pose': [math.nan, 0.0, 0.0, 0.0]})
 
 
 def test_one_decision_per_part_with_default_rules():

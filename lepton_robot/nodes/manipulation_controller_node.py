@@ -78,6 +78,16 @@ def trajectory_msg(joint_names: List[str], times: np.ndarray, positions: np.ndar
     return msg
 
 
+def _part_id_of(text: str) -> Optional[int]:
+    """Return the integer ``part_id`` of a JSON object, or None (for answering bad input)."""
+    try:
+        obj = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    part_id = obj.get('part_id') if isinstance(obj, dict) else None
+    return part_id if isinstance(part_id, int) and not isinstance(part_id, bool) else None
+
+
 class ManipulationControllerNode(Node):
     """Plan and command one pick-and-place per decision; halt at once on stop."""
 
@@ -232,9 +242,26 @@ class ManipulationControllerNode(Node):
         except SchemaError as exc:
             self._bad += 1
             self.get_logger().warning(f'bad decision dropped: {exc}', throttle_duration_sec=5.0)
+            self._refuse(_part_id_of(msg.data), f'rejected: invalid decision ({exc})')
             return
-        if decision['action'] == 'pick_place':
-            self.queue.append(decision)
+        if decision['action'] != 'pick_place':
+            return
+        pose = decision['pick_pose']
+        if not all(math.isfinite(v) for v in pose):
+            # refused now, not when the arm is free: the sender hears at once
+            self._refuse(decision['part_id'], f'rejected: pick pose is not finite {pose}')
+            return
+        self.queue.append(decision)
+
+    def _refuse(self, part_id: Optional[int], error: str) -> None:
+        """Answer a decision that will not be executed with a failed pick result."""
+        if part_id is None:         # nothing to answer to: the log line says it
+            return
+        result = {'schema': SCHEMA_PICK_RESULT, 'part_id': part_id, 'ok': False,
+                  'error': error, 'duration_s': 0.0, 'bin': None, 'plan_ms': None}
+        self.pub_result.publish(String(data=dumps(result)))
+        self.stats['failed'] += 1
+        self.get_logger().warning(f'part {part_id}: {error}')
 
     def _on_command(self, msg: String) -> None:
         """Handle halt / resume / home from the supervisor."""
