@@ -276,7 +276,12 @@ def main(argv=None) -> int:
         str(random.SystemRandom().randint(110, 200))
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.pop('RMW_IMPLEMENTATION', None)
+    # the project's Fast DDS profile, as its nodes take it: the floor runs on it too
+    from lepton_robot.ros import dds
+    dds.apply_default_profile(env)
     os.environ.update({k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE')})
+    if 'FASTDDS_DEFAULT_PROFILES_FILE' in env:
+        os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = env['FASTDDS_DEFAULT_PROFILES_FILE']
     work = Path(tempfile.mkdtemp(prefix='bench_transport_'))
     env.setdefault('ROS_LOG_DIR', str(work / 'ros_log'))
     info = render_frames(work / 'frames', args.frames, args.seed)

@@ -25,7 +25,7 @@ import threading
 from typing import Callable, List, Optional, Sequence
 
 from lepton_robot.errors import LeptonError
-from lepton_robot.ros import intra
+from lepton_robot.ros import dds, intra
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -148,6 +148,7 @@ def run_nodes(factories: Sequence[Callable[[], Node]],
     :return: 0 on a normal shutdown, 1 when start-up failed with a ``LeptonError``.
     """
     keep_frame_buffers()
+    dds.apply_default_profile(os.environ)     # before the first participant: large frames
     rclpy.init(args=args if args is not None else sys.argv)
     nodes: List[Node] = []
     executors: List[Executor] = []
