@@ -108,6 +108,7 @@ INTENT_SLOTS: Dict[str, tuple] = {
 #: (the supervisor answers these with their own reply)
 REASON_NEGATED_COMMAND = 'negated command'
 REASON_RULE_EDITING = 'rule editing'
+REASON_NO_SUCH_PARTS = 'no such parts'
 
 
 def dumps(payload: Mapping[str, Any]) -> str:

@@ -217,6 +217,31 @@ def test_wording_found_by_a_second_probe(parser, utterance, intent):
     assert parser.parse(utterance)['intent'] == intent
 
 
+@pytest.mark.parametrize('utterance', ['42', '{0}', '12345678901234', 'forty', 'half', '100%',
+                                       '%s%s%n{0}{__class__}', '40 percent'])
+def test_numbers_alone_are_not_commands(parser, utterance):
+    """The model alone set the belt speed from a bare number (``{0}``: belt at 0 %)."""
+    got = parser.parse(utterance)
+    assert got['intent'] == 'unknown' and got['reason'].startswith('only numbers')
+
+
+@pytest.mark.parametrize('utterance', ['set speed to -10', 'set speed to minus 5 percent',
+                                       'sensitivity to negative 5', 'speed -5%'])
+def test_a_negative_value_is_no_value(parser, utterance):
+    """``-10`` was read as 10 (the tokenizer dropped the sign); now no value: the cell asks."""
+    got = parser.parse(utterance)
+    assert got['intent'] in ('set_speed', 'set_sensitivity') and 'value' not in got['slots']
+
+
+@pytest.mark.parametrize('utterance', ['pick up the purple elephant',
+                                       'put all orange parts in reject',
+                                       'sort gold parts to rework', 'inspect the white sphere'])
+def test_parts_the_cell_does_not_make_are_not_acted_on(parser, utterance):
+    """An unknown colour or shape was dropped: ``orange parts in reject`` became every part."""
+    got = parser.parse(utterance)
+    assert got['intent'] == 'unknown' and got['slots'] == {}
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -463,6 +463,16 @@ def test_set_sensitivity_changes_classification():
     assert decisions[0]['bin'] == 'reject'
 
 
+def test_parts_the_cell_does_not_make_get_their_own_reply():
+    """The parser's ``no such parts`` refusal is answered with the colours and shapes known."""
+    sup = _sup()
+    rules = sup.rules.to_list()
+    out = sup.on_intent(make_intent('put all orange parts in reject', 'unknown', {}, 1.0,
+                                    reason='no such parts: "orange" (...): not acted on'), 0.0)
+    assert 'no such parts' in out.feedback[0] and 'red, green, blue' in out.feedback[0]
+    assert out.decisions == [] and sup.rules.to_list() == rules
+
+
 def test_a_negated_command_changes_nothing_and_says_so():
     """The parser's unknown for a negated command gets its own reply; no rule is made."""
     sup = _sup()
@@ -509,6 +519,16 @@ def test_pick_intent_overrides_bin():
     assert out.decisions[0]['bin'] == 'rework' and out.decisions[0]['color'] == 'red'
     # the operator hears what was done, not only the arm (a decision has no text)
     assert out.feedback == [f'Picking part {out.decisions[0]["part_id"]} into rework.']
+
+
+def test_a_pick_without_a_bin_waits_for_the_inspection():
+    """'pick up the red cylinder' (no bin) does not force a decision on one view."""
+    sup = _sup(min_views=5)
+    sup.on_inspection(_inspection(0.0, [_part(0.1, color='red', shape='cylinder')]), 0.0)
+    out = sup.on_intent(_intent('pick', color='red', shape='cylinder'), 0.1)
+    assert out.decisions == []
+    assert 'still being inspected (1 views)' in out.feedback[0]
+    assert not sup.tracker.tracks[0].decided
 
 
 def test_home_and_inspect():

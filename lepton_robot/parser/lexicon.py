@@ -36,6 +36,17 @@ COLOR_WORDS: Dict[str, str] = {
     'grey': 'gray', 'greyish': 'gray', 'grayish': 'gray', 'silver': 'gray',
 }
 
+#: colours and shapes the cell does not make: a filter the operator states must not be dropped
+#: (``put the orange parts in reject`` would otherwise be a rule for every part)
+OTHER_COLORS = frozenset("""
+purple violet orange pink black white brown cyan magenta turquoise beige maroon navy teal
+gold golden copper bronze indigo lilac lavender crimson scarlet
+""".split())
+OTHER_SHAPES = frozenset("""
+sphere spheres ball balls cone cones pyramid pyramids ring rings triangle triangles star
+stars hexagon hexagons gear gears spring springs washer washers nut nuts screw screws
+""".split())
+
 SHAPE_WORDS: Dict[str, str] = {
     'block': 'block', 'blocks': 'block', 'cube': 'block', 'cubes': 'block', 'box': 'block',
     'boxes': 'block', 'brick': 'block', 'bricks': 'block', 'cuboid': 'block',

@@ -12,7 +12,8 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from lepton_robot.interfaces import (INTENT_SLOTS, INTENTS, make_intent,
-                                     REASON_NEGATED_COMMAND, REASON_RULE_EDITING)
+                                     REASON_NEGATED_COMMAND, REASON_NO_SUCH_PARTS,
+                                     REASON_RULE_EDITING)
 from lepton_robot.parser import lexicon, safety, text as textmod, values
 from lepton_robot.parser.features import Batch, encode_batch, NUM, UNK, word_key
 import numpy as np
@@ -107,6 +108,11 @@ class ParserCore:
         return results
 
     # -- internals ---------------------------------------------------------------------
+    def _is_word(self, token: str) -> bool:
+        """Say whether a token is a known word that is not a number (``speed``, not ``40``)."""
+        return (len(token) > 1 and token.isalpha() and token not in _NUMBER_WORDS
+                and self.vocab.get(word_key(token), 0) not in (0, self.vocab.get(UNK)))
+
     def _unknown(self, raw: object, reason: str, confidence: float = 1.0) -> Dict[str, Any]:
         return make_intent(_text_field(raw), 'unknown', {}, min(max(confidence, 0.0), 1.0),
                            reason=reason)
@@ -136,6 +142,10 @@ class ParserCore:
         norm = textmod.normalize_tokens(tokens)
         if all(self.vocab.get(word_key(t), 0) in (0, self.vocab.get(UNK)) for t in norm):
             return self._unknown(raw, 'out of domain: no known words'), None
+        if not any(self._is_word(t) for t in norm):
+            # '42', '{0}', 'half': the model alone set the belt speed from them
+            return self._unknown(raw, 'only numbers: say what to set (e.g. "speed to 40 '
+                                      'percent")'), None
         return None, (clean.text, tokens, norm, hit)
 
     def _run_model(self, raws, todo, results) -> None:
@@ -200,8 +210,9 @@ class ParserCore:
         """
         Return what to answer instead of the action ``intent``, or None to answer it.
 
-        A question about the action is ``status``; a request to edit the rules, a negated
-        command and a sort or pick that excludes parts are ``unknown``.
+        A question about the action is ``status``; a request to edit the rules, a sort, pick
+        or inspect of a colour or shape the cell does not make, a negated command and a sort
+        or pick that excludes parts are ``unknown``.
         """
         if asks_about(text, tokens):
             slots: Dict[str, Any] = {}
@@ -211,6 +222,13 @@ class ParserCore:
         if rule_editing(tokens):
             return self._unknown(raw, f'{REASON_RULE_EDITING} is not in the command language '
                                       '(only "sort" adds a rule): not acted on')
+        if intent in ('sort', 'pick', 'inspect'):
+            other = next((t for t in tokens if t in lexicon.OTHER_COLORS
+                          or t in lexicon.OTHER_SHAPES), None)
+            if other is not None:
+                return self._unknown(raw, f'{REASON_NO_SUCH_PARTS}: "{other}" (colours: red, '
+                                          'green, blue, yellow, gray; shapes: block, '
+                                          'cylinder, plate): not acted on')
         negation = negated_command(tokens)
         if negation is None and intent in ('sort', 'pick'):
             negation = excluded_parts(tokens)
@@ -218,6 +236,10 @@ class ParserCore:
             return self._unknown(raw, f'{REASON_NEGATED_COMMAND} ("{negation}"): not acted on')
         return None
 
+
+#: words that only say a number (``forty``, ``half``, ``percent``)
+_NUMBER_WORDS = frozenset(lexicon.UNITS) | frozenset(lexicon.TENS) | frozenset(
+    lexicon.VALUE_WORDS) | lexicon.PERCENT_WORDS | frozenset(lexicon.ORDINALS) | {'and', 'point'}
 
 #: intents that a leading negation would turn into their opposite
 NEGATABLE_INTENTS = frozenset({'start', 'pause', 'sort', 'pick', 'inspect', 'set_speed',
@@ -361,11 +383,15 @@ def _absolute_or_relative(tokens: Sequence[str], norm: Sequence[str], span: Tupl
     the other words give (``speed up by 10 percent`` is up 10, not a target of 10). A
     change by a word rather than a number (``by half``) keeps only the direction, a plain
     step; a change with no direction word (``change the speed by 10``) keeps neither, and
-    the supervisor asks.
+    the supervisor asks. A negative number (``minus 5``, ``-5``) is no value at all.
     """
     start, end = span
     before = norm[start - 1] if start > 0 else ''
     after = norm[end] if end < len(norm) else ''
+    if before in ('minus', 'negative') or 'minus' in norm[start:end]:
+        # a negative percentage is no setting: the model kept the number (5 for -5)
+        slots.pop('value', None)
+        return
     if before in ('to', 'at'):
         slots.pop('direction', None)
         return

@@ -23,6 +23,8 @@ SAFETY_SCAN_CHARS = 4096
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|\d+(?:[.,]\d+)?|[#%]")
 #: a proper fraction written with a slash: ``3/4``, ``1 / 2``
+#: a minus sign that starts a number (``-10``, not ``10-20`` or ``e-stop``)
+_MINUS_RE = re.compile(r'(?<![\w.,])-\s*(?=\d)')
 _FRACTION_RE = re.compile(r'(?<![\w.,/])(\d{1,3})\s*/\s*(\d{1,3})(?![\w.,/])')
 
 _WHITESPACE = {'\t', '\n', '\r', '\x0b', '\x0c'}
@@ -114,7 +116,8 @@ def tokenize(text: str) -> List[str]:
     Punctuation other than ``#``/``%`` is dropped; hyphens split words (``e-stop`` gives
     ``e``, ``stop``); apostrophes stay inside words (``don't``). A proper fraction with a
     slash becomes its decimal (``3/4`` gives ``0.75``, which values read as 75 %); other
-    slashes split numbers as any punctuation does.
+    slashes split numbers as any punctuation does. A minus sign that starts a number is the
+    word ``minus`` (``-10`` gives ``minus``, ``10``), so that values can refuse it.
 
     :param text: cleaned text (see :func:`sanitize`).
     :return: the tokens.
@@ -122,6 +125,8 @@ def tokenize(text: str) -> List[str]:
     text = unicodedata.normalize('NFKC', text).casefold().replace('\u2019', "'")
     if '/' in text:
         text = _FRACTION_RE.sub(_fraction_as_decimal, text)
+    if '-' in text:
+        text = _MINUS_RE.sub(' minus ', text)
     return _TOKEN_RE.findall(text)
 
 

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from lepton_robot.interfaces import (CONDITIONS, DEFECTS, REASON_NEGATED_COMMAND,
-                                     REASON_RULE_EDITING, SCHEMA_CELL_STATE, SCHEMA_DECISION)
+                                     REASON_NO_SUCH_PARTS, REASON_RULE_EDITING,
+                                     SCHEMA_CELL_STATE, SCHEMA_DECISION)
 from lepton_robot.supervisor.liveness import DESCRIPTIONS, LivenessWatch
 from lepton_robot.supervisor.rules import RuleBook, RuleError
 from lepton_robot.supervisor.state import CellStateMachine
@@ -303,6 +304,10 @@ class Supervisor:
                 return Outputs(feedback=[f'Rules cannot be removed by command ("{text}"); a '
                                          'new sort rule overrides an older one, e.g. "put '
                                          'scratched parts in reject". Nothing changed.'])
+            if reason.startswith(REASON_NO_SUCH_PARTS):
+                return Outputs(feedback=[f'This cell has no such parts ("{text}"): colours '
+                                         'red, green, blue, yellow, gray; shapes block, '
+                                         'cylinder, plate. Nothing changed.'])
             if reason.startswith(REASON_NEGATED_COMMAND):
                 return Outputs(feedback=[f'I do not act on a negated command ("{text}"); say '
                                          'what to do instead, e.g. "put cracked parts in '
@@ -475,6 +480,12 @@ class Supervisor:
             return Outputs(feedback=[f'Part {track.track_id} already has a decision: '
                                      f'{track.decision["bin"]}.'])
         track.forced_bin = slots.get('bin')
+        if slots.get('bin') is None and not self._due(track, now):
+            # no bin asked for: the rules decide, and only on a finished inspection (a
+            # decision forced now would rest on one or two views)
+            return Outputs(feedback=[f'Part {track.track_id} is still being inspected '
+                                     f'({track.n_views} views); it will be picked and sorted '
+                                     f'by the rules when that is done.'])
         if self.state == 'running' and not self.held:
             out = self._decide(track, now, bin_override=slots.get('bin'),
                                why=' (operator request)')
