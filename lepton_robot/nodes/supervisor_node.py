@@ -3,6 +3,7 @@
 import functools
 import json
 import threading
+import time
 from typing import Callable, Optional
 
 from lepton_robot.errors import ConfigError, SchemaError
@@ -17,7 +18,7 @@ from lepton_robot.ros.diagnostics import DiagnosticsPublisher, ERROR, OK, WARN
 from lepton_robot.ros.intra import IntraPublisher, IntraSubscription
 from lepton_robot.ros.liveness import watch_heartbeats
 from lepton_robot.ros.node_main import run_node
-from lepton_robot.ros.qos import LATCHED, RELIABLE, SENSOR
+from lepton_robot.ros.qos import ANY_WRITER, LATCHED, RELIABLE, SENSOR
 from lepton_robot.supervisor import Outputs, Supervisor, SupervisorConfig
 from lepton_robot.supervisor.liveness import parse_node_list
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -137,6 +138,11 @@ class SupervisorNode(Node):
                           thread_safe=True, native_callback=self._on_inspection_payload)
         self.create_subscription(String, TOPIC_INTENT, self._on_intent, RELIABLE)
         self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, LATCHED)
+        # The contract's e-stop QoS is reliable + transient local, and a transient-local
+        # reader does not match a volatile writer: an e-stop sent with default QoS was
+        # silently dropped (session 12). A best-effort volatile reader matches every writer.
+        self.create_subscription(Bool, TOPIC_ESTOP, self._on_estop, ANY_WRITER)
+        self._last_estop = -1e9
         self.create_subscription(String, TOPIC_PICK_RESULT, self._on_pick_result, RELIABLE)
         self.create_subscription(String, TOPIC_MANIPULATION_ACTIVE, self._on_active, LATCHED)
         self.create_subscription(JointState, TOPIC_BELT_STATE, self._on_belt_state, SENSOR)
@@ -217,7 +223,12 @@ class SupervisorNode(Node):
 
     @_serialised
     def _on_estop(self, msg: Bool) -> None:
-        """Latch the e-stop on true."""
+        """Latch the e-stop on true (one message reaching both subscriptions counts once)."""
+        now = time.monotonic()
+        if msg.data and self.core.state == 'estopped' and now - self._last_estop < 1.0:
+            return
+        if msg.data:
+            self._last_estop = now
         self._publish(self.core.on_estop(bool(msg.data), self._now()))
 
     @_serialised

@@ -16,6 +16,12 @@ LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                      reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
+#: A reader that matches every writer of a topic whatever its reliability and durability
+#: (best effort, volatile): the supervisor's second ``estop`` subscription.
+ANY_WRITER = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                        reliability=ReliabilityPolicy.BEST_EFFORT,
+                        durability=DurabilityPolicy.VOLATILE)
+
 
 def liveliness(lease_s: float) -> QoSProfile:
     """
