@@ -65,21 +65,25 @@ def generate_launch_description():
                               default_value=os.path.join(config, 'command_parser.yaml'),
                               description='command parser parameters file'),
     ]
+    # a node that dies is started again after a second (the supervisor holds the line while
+    # the detector, parser or controller is gone); the supervisor owns the cell's state and
+    # is not restarted behind the operator's back
+    again = {'respawn': True, 'respawn_delay': 1.0}
     nodes = [
         Node(package=PACKAGE, executable='camera_node', name='camera', namespace=namespace,
-             output='screen',
+             output='screen', **again,
              parameters=[LaunchConfiguration('camera_config'), {
                  'use_sim_time': use_sim_time, 'source_type': 'device',
                  'source': LaunchConfiguration('camera_device'),
                  'camera_info_file': LaunchConfiguration('camera_info_file')}]),
         Node(package=PACKAGE, executable='defect_detector_node', name='defect_detector',
-             namespace=namespace, output='screen',
+             namespace=namespace, output='screen', **again,
              parameters=[LaunchConfiguration('detector_config'), {
                  'use_sim_time': use_sim_time, 'model': LaunchConfiguration('model'),
                  'backend': LaunchConfiguration('backend'),
                  'camera_calibration': LaunchConfiguration('camera_info_file')}]),
         Node(package=PACKAGE, executable='command_parser_node', name='command_parser',
-             namespace=namespace, output='screen',
+             namespace=namespace, output='screen', **again,
              parameters=[LaunchConfiguration('parser_config'),
                          {'use_sim_time': use_sim_time}]),
         Node(package=PACKAGE, executable='supervisor_node', name='supervisor',
@@ -88,7 +92,7 @@ def generate_launch_description():
                  'use_sim_time': use_sim_time, 'initial_state': 'stopped',
                  'db_path': LaunchConfiguration('db')}]),
         Node(package=PACKAGE, executable='manipulation_controller_node',
-             name='manipulation_controller', namespace=namespace, output='screen',
+             name='manipulation_controller', namespace=namespace, output='screen', **again,
              # a ros2_control joint_trajectory_controller starts a new trajectory when it
              # arrives (no queued follow-on motion as in the sim's follower): no pipelining
              parameters=[LaunchConfiguration('controller_config'),

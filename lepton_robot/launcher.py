@@ -51,7 +51,8 @@ class NodeSpec:
     config: Optional[str] = None   # config/<file>.yaml with its defaults
     params: Dict[str, Any] = field(default_factory=dict)
     sim_time: bool = True
-    required: bool = True          # the run fails when it dies
+    required: bool = True          # the run fails when it dies (and is not respawned)
+    respawn: bool = False          # restarted when it dies (``run_sim``), up to a limit
 
 
 def parse_say(values: Sequence[str]) -> List[Tuple[float, str]]:
@@ -145,7 +146,7 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
                  'ManipulationControllerNode', 'manipulation_controller_node',
                  'manipulation_controller.yaml',
                  {'scenario': scenario, 'sim_pauses_for_planning': True, 'min_lead_s': 0.2,
-                  'rate_hz': 50.0}),
+                  'rate_hz': 50.0}, respawn=True),
     ]
     if detector == 'onnx':
         if not module_available('lepton_robot.nodes.defect_detector_node') or not (
@@ -157,14 +158,14 @@ def sim_graph(parts: int = 20, seed: int = 0, gui: bool = False, detector: str =
         det['camera_calibration'] = write_run_calibration(scenario, seed)
         nodes.append(NodeSpec('defect_detector', 'lepton_robot.nodes.defect_detector_node',
                               'DefectDetectorNode', 'defect_detector_node',
-                              'defect_detector.yaml', det))
+                              'defect_detector.yaml', det, respawn=True))
     if parser:
         if not parser_available():
             raise ConfigError('command_parser_node or models/command_parser.onnx is not '
                               'installed (needed for --say)')
         nodes.append(NodeSpec('command_parser', 'lepton_robot.nodes.command_parser_node',
                               'CommandParserNode', 'command_parser_node',
-                              'command_parser.yaml', {}))
+                              'command_parser.yaml', {}, respawn=True))
     # the supervisor watches the liveness of the nodes this run starts (config: all of them)
     from lepton_robot.interfaces import WATCHED_NODES
     nodes[1].params['watch_nodes'] = ', '.join(n for n in WATCHED_NODES
@@ -441,6 +442,9 @@ def format_summary(s: Dict[str, Any]) -> str:
         shown = [(k, q.get(k)) for k in ('p50', 'p95', 'p99') if q and q.get(k) is not None]
         if shown:
             lines.append(f'latency {stage}: ' + ', '.join(f'{k} {v:.1f} ms' for k, v in shown))
+    if s.get('respawns'):
+        lines.append('restarted after dying: ' + ', '.join(
+            f'{name} {n}x' for name, n in sorted(s['respawns'].items())))
     return '\n'.join(lines)
 
 
@@ -458,19 +462,37 @@ def _raise_on_sigterm():
     return signal.signal(signal.SIGTERM, _handler)
 
 
+#: restarts of one node per run before a death ends the run (no crash loop)
+MAX_RESPAWNS = 3
+#: wall seconds between a node's death and its restart
+RESPAWN_DELAY_S = 1.0
+
+
 def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bool = False,
             timeout_s: float = 600.0, run_dir: Optional[Path] = None,
-            echo: bool = True, on_tick=None) -> Tuple[Optional[dict], Graph, 'Operator']:
+            echo: bool = True, on_tick=None,
+            respawn: bool = True) -> Tuple[Optional[dict], Graph, 'Operator']:
     """
     Start the graph, wait for the bridge's summary (or a node's death, or the timeout).
 
-    :param on_tick: called as ``on_tick(graph, operator)`` about every 50 ms (tests use it).
+    A node with ``respawn`` (the detector, the parser, the controller) that dies is started
+    again after :data:`RESPAWN_DELAY_S`, as launch's ``respawn=True`` does, up to
+    :data:`MAX_RESPAWNS` times per run; the supervisor holds the line meanwhile. Any other
+    required node's death (the sim bridge, the supervisor, the composed process), or one
+    restart too many, ends the run with :class:`LaunchError`.
+
+    :param on_tick: called as ``on_tick(graph, operator)`` about every 50 ms (tests use it;
+        with it, nothing is respawned and no death ends the run).
+    :param respawn: restart nodes marked ``respawn`` (``lepton-robot sim --no-respawn``).
     :return: ``(summary or None, graph, operator)``; both are already shut down.
     :raises LaunchError: when a required node dies before the end of the run.
     """
     graph = Graph(specs, namespace, run_dir, composed)
     operator = Operator(namespace, say, echo)
     failed = None
+    respawnable = {s.name for s in specs if s.respawn} if respawn and not composed else set()
+    restarts: Dict[str, int] = {}
+    died_at: Dict[str, float] = {}
     previous_sigterm = _raise_on_sigterm()
     try:
         graph.start()
@@ -478,8 +500,9 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
         while operator.summary is None and time.monotonic() < deadline:
             dead_required = [n for n in graph.dead() if n in graph.required]
             if dead_required and on_tick is None:
-                failed = dead_required[0]
-                break
+                failed = _respawn(graph, dead_required, respawnable, restarts, died_at)
+                if failed is not None:
+                    break
             if on_tick is not None:
                 on_tick(graph, operator)
             time.sleep(0.05)
@@ -498,9 +521,32 @@ def run_sim(specs: Sequence[NodeSpec], namespace: str = '', say=(), composed: bo
             if previous_sigterm is not None:
                 signal.signal(signal.SIGTERM, previous_sigterm)
     if failed is not None:
-        raise LaunchError(f'node {failed} exited during the run; its log:\n'
+        again = f' after {restarts[failed]} restart(s)' if restarts.get(failed) else ''
+        raise LaunchError(f'node {failed} exited during the run{again}; its log:\n'
                           f'{graph.log_tail(failed)}')
+    if operator.summary is not None and restarts:
+        operator.summary['respawns'] = dict(restarts)
     return operator.summary, graph, operator
+
+
+def _respawn(graph: Graph, dead: Sequence[str], respawnable: set, restarts: Dict[str, int],
+             died_at: Dict[str, float]) -> Optional[str]:
+    """Restart dead respawnable nodes once their delay is over; return a fatal one."""
+    now = time.monotonic()
+    for name in dead:
+        if name not in respawnable or restarts.get(name, 0) >= MAX_RESPAWNS:
+            return name
+        if name not in died_at:
+            died_at[name] = now
+            code = graph.procs[name].returncode
+            print(f'lepton-robot sim: node {name} exited (code {code}); restarting it in '
+                  f'{RESPAWN_DELAY_S:.0f} s ({restarts.get(name, 0) + 1}/{MAX_RESPAWNS})',
+                  file=sys.stderr, flush=True)
+        elif now - died_at[name] >= RESPAWN_DELAY_S:
+            del died_at[name]
+            restarts[name] = restarts.get(name, 0) + 1
+            graph.restart_node(name)
+    return None
 
 
 def _composed_child(spec_file: str) -> int:
@@ -548,6 +594,9 @@ def add_graph_arguments(parser) -> None:
                         help='wall-clock limit in s (default: 60 + 20 s per part)')
     parser.add_argument('--run-dir', default='', help='keep node logs here (default: temp)')
     parser.add_argument('--quiet', action='store_true', help='do not echo operator dialogue')
+    parser.add_argument('--no-respawn', dest='respawn', action='store_false',
+                        help='end the run when the detector, parser or controller dies '
+                             f'(default: restart it, up to {MAX_RESPAWNS} times)')
     parser.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                         help='override a node parameter, e.g. manipulation_controller.'
                              'speed_scale=0.8 (repeatable; VALUE parsed as YAML)')
@@ -583,7 +632,7 @@ def run_graph_command(args) -> Dict[str, Any]:
         if domain['note']:
             print(f'lepton-robot sim: warning: {domain["note"]}', file=sys.stderr, flush=True)
         summary, graph, _ = run_sim(specs, args.namespace, say, args.composed, timeout,
-                                    run_dir, echo=not args.quiet)
+                                    run_dir, echo=not args.quiet, respawn=args.respawn)
     if summary is None:
         raise LaunchError(f'no run summary within {timeout:.0f} s wall; node logs in '
                           f'{graph.run_dir}')

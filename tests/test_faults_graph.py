@@ -16,8 +16,11 @@ import math
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
-from conftest import ros_env
+from conftest import REPO_ROOT, ros_env
 from graph_harness import first_answer, Probe, wait_until
 from lepton_robot import paths
 from lepton_robot.launcher import Graph, parser_available, sim_graph
@@ -347,3 +350,55 @@ def test_traceability_survives_kill9_of_every_process(tmp_path):
     finally:
         probe.close()
         graph.shutdown()
+
+
+def _pids_of(module: str, marker: str):
+    """Return the pids whose command line runs ``module`` and mentions ``marker``."""
+    pids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f'/proc/{entry}/cmdline', 'rb') as fh:
+                cmd = fh.read().decode(errors='replace')
+        except OSError:
+            continue
+        if module in cmd and marker in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not parser_available(), reason='the command parser model is not installed')
+def test_lepton_robot_sim_restarts_a_node_that_dies(tmp_path):
+    """
+    ``lepton-robot sim``: a killed parser is restarted and the run ends with its summary.
+
+    Before session 12 the death of any node ended the whole run (exit 2, no summary); now
+    the detector, the parser and the controller are restarted (as launch's ``respawn``),
+    up to three times, while the supervisor holds the line.
+    """
+    run_dir = tmp_path / 'run'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'lepton_robot', 'sim', '--detector', 'truth', '--parts', '4',
+         '--seed', '6', '--say', '1:status', '--run-dir', str(run_dir), '--timeout', '300'],
+        env=ros_env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 120
+        pids = []
+        while not pids and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            pids = _pids_of('command_parser_node', str(run_dir))
+        assert pids, 'the parser process never started'
+        time.sleep(3.0)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-2000:] + err[-3000:]
+    assert 'node command_parser exited' in err and 'restarting it' in err, err[-3000:]
+    assert 'restarted after dying: command_parser 1x' in out, out[-2000:]
+    assert 'seed 6: 4 parts spawned' in out
