@@ -39,6 +39,17 @@ def test_sanitize_keeps_scan_text_for_control_characters():
     assert clean.text is None and clean.scan == 'stop'
 
 
+@pytest.mark.parametrize('raw, scan', [
+    ('stop the line ' + 'blah ' * 400, 'stop the line blah'),       # too long
+    (b'stop the line \xff\xfe', 'stop the line'),                   # invalid UTF-8
+])
+def test_rejected_input_keeps_its_stop_for_the_safety_scan(raw, scan):
+    """Too long or badly encoded input is refused, but a stop in it still stops (session 12)."""
+    clean = text.sanitize(raw)
+    assert clean.text is None and clean.scan.startswith(scan)
+    assert len(clean.scan) <= text.SAFETY_SCAN_CHARS
+
+
 @pytest.mark.parametrize('raw, tokens', [
     ('Put ALL scratched parts in bin #2!', ['put', 'all', 'scratched', 'parts', 'in', 'bin',
                                             '#', '2']),

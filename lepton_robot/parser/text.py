@@ -74,11 +74,14 @@ def sanitize(raw: object) -> Sanitized:
         try:
             raw = bytes(raw).decode('utf-8')
         except UnicodeDecodeError as exc:
-            return Sanitized(None, f'invalid UTF-8 at byte {exc.start}', None)
+            # rejected, but a stop in it still counts (the safety scan reads what decodes)
+            scan = bytes(raw)[:4 * SAFETY_SCAN_CHARS].decode('utf-8', errors='replace')
+            return Sanitized(None, f'invalid UTF-8 at byte {exc.start}', _scan_text(scan))
     if not isinstance(raw, str):
         return Sanitized(None, f'not text ({type(raw).__name__})', None)
     if len(raw) > MAX_CHARS:
-        return Sanitized(None, f'too long ({len(raw)} characters, limit {MAX_CHARS})', None)
+        return Sanitized(None, f'too long ({len(raw)} characters, limit {MAX_CHARS})',
+                         _scan_text(raw))
     kept = []
     bad = 0
     for ch in raw:
@@ -99,6 +102,13 @@ def sanitize(raw: object) -> Sanitized:
     if not text:
         return Sanitized(None, 'empty' if not raw else 'only whitespace', None)
     return Sanitized(text, None, text)
+
+
+def _scan_text(raw: str) -> Optional[str]:
+    """Return the first :data:`SAFETY_SCAN_CHARS` characters with control characters blanked."""
+    out = ''.join(' ' if unicodedata.category(ch) in ('Cc', 'Cs', 'Co', 'Cn') else ch
+                  for ch in raw[:SAFETY_SCAN_CHARS])
+    return ' '.join(out.split()) or None
 
 
 def _fraction_as_decimal(match: 're.Match') -> str:
