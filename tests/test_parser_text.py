@@ -47,7 +47,7 @@ def test_rejected_input_keeps_its_stop_for_the_safety_scan(raw, scan):
     """Too long or badly encoded input is refused, but a stop in it still stops (session 12)."""
     clean = text.sanitize(raw)
     assert clean.text is None and clean.scan.startswith(scan)
-    assert len(clean.scan) <= text.SAFETY_SCAN_CHARS
+    assert len(clean.scan) <= text.MAX_CHARS
 
 
 @pytest.mark.parametrize('raw, tokens', [

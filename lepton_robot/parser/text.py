@@ -75,7 +75,7 @@ def sanitize(raw: object) -> Sanitized:
             raw = bytes(raw).decode('utf-8')
         except UnicodeDecodeError as exc:
             # rejected, but a stop in it still counts (the safety scan reads what decodes)
-            scan = bytes(raw)[:4 * SAFETY_SCAN_CHARS].decode('utf-8', errors='replace')
+            scan = bytes(raw)[:4 * MAX_CHARS].decode('utf-8', errors='replace')
             return Sanitized(None, f'invalid UTF-8 at byte {exc.start}', _scan_text(scan))
     if not isinstance(raw, str):
         return Sanitized(None, f'not text ({type(raw).__name__})', None)
@@ -105,9 +105,14 @@ def sanitize(raw: object) -> Sanitized:
 
 
 def _scan_text(raw: str) -> Optional[str]:
-    """Return the first :data:`SAFETY_SCAN_CHARS` characters with control characters blanked."""
+    """
+    Return the first :data:`MAX_CHARS` characters with control characters blanked.
+
+    As much as an utterance may hold: the scan corrects typos word by word, and 4096
+    random letters took 66 ms (a flood of long garbage must not stall the parser).
+    """
     out = ''.join(' ' if unicodedata.category(ch) in ('Cc', 'Cs', 'Co', 'Cn') else ch
-                  for ch in raw[:SAFETY_SCAN_CHARS])
+                  for ch in raw[:MAX_CHARS])
     return ' '.join(out.split()) or None
 
 
