@@ -242,6 +242,12 @@ def test_parts_the_cell_does_not_make_are_not_acted_on(parser, utterance):
     assert got['intent'] == 'unknown' and got['slots'] == {}
 
 
+def test_a_colour_of_a_mark_is_not_a_part_colour(parser):
+    """``white stains`` describes the defect, not a part: still a sort rule."""
+    got = parser.parse('put parts with white stains in rework')
+    assert (got['intent'], got['slots']) == ('sort', {'defect': 'stain', 'bin': 'rework'})
+
+
 def test_batch_equals_single(parser):
     texts = [ex['text'] for ex in load_jsonl(HANDWRITTEN)[:64]]
     batched = parser.parse_batch(texts)

@@ -223,8 +223,7 @@ class ParserCore:
             return self._unknown(raw, f'{REASON_RULE_EDITING} is not in the command language '
                                       '(only "sort" adds a rule): not acted on')
         if intent in ('sort', 'pick', 'inspect'):
-            other = next((t for t in tokens if t in lexicon.OTHER_COLORS
-                          or t in lexicon.OTHER_SHAPES), None)
+            other = _other_part(tokens)
             if other is not None:
                 return self._unknown(raw, f'{REASON_NO_SUCH_PARTS}: "{other}" (colours: red, '
                                           'green, blue, yellow, gray; shapes: block, '
@@ -235,6 +234,23 @@ class ParserCore:
         if negation:
             return self._unknown(raw, f'{REASON_NEGATED_COMMAND} ("{negation}"): not acted on')
         return None
+
+
+#: what a colour may describe other than a part: ``white stains``, ``black marks``
+_MARKS = frozenset({'mark', 'marks', 'spot', 'spots', 'streak', 'streaks', 'residue',
+                    'dust', 'dirt', 'smudge', 'smudges', 'line', 'lines'})
+
+
+def _other_part(tokens: Sequence[str]) -> Optional[str]:
+    """Return a colour or shape word that no part of this cell has (``orange``), or None."""
+    for i, tok in enumerate(tokens):
+        if tok in lexicon.OTHER_SHAPES:
+            return tok
+        if tok in lexicon.OTHER_COLORS:
+            after = tokens[i + 1] if i + 1 < len(tokens) else ''
+            if after not in _MARKS and after not in lexicon.DEFECT_WORDS:
+                return tok
+    return None
 
 
 #: words that only say a number (``forty``, ``half``, ``percent``)
