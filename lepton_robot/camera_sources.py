@@ -3,11 +3,13 @@ Frame sources for the camera node: a V4L2/USB device, a video file, an image fol
 
 Plain OpenCV, no ROS. Every source yields BGR ``uint8`` frames and raises ``SourceError``
 when it is lost (device unplugged, file gone, folder emptied); the node then reports an
-ERROR diagnostic and re-opens it with backoff.
+ERROR diagnostic and re-opens it with backoff. A video or folder that is not looped raises
+``SourceEnded`` at its end: the node stops there instead of re-opening it. A folder skips
+files it cannot read (``FolderSource.skipped``) and goes on with the next one.
 """
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from lepton_robot.errors import LeptonError
 import numpy as np
@@ -18,6 +20,10 @@ SOURCE_TYPES = ('device', 'video', 'folder')
 
 class SourceError(LeptonError):
     """A frame source cannot be opened or stopped delivering frames."""
+
+
+class SourceEnded(SourceError):
+    """A video or folder that is not looped has delivered its last frame."""
 
 
 class FrameSource:
@@ -64,7 +70,9 @@ class _CaptureSource(FrameSource):
         if self._cap is None:
             raise SourceError(f'{self.description} is not open')
         ok, frame = self._cap.read()
-        if not ok and self.loop and isinstance(self, VideoSource):
+        if not ok and isinstance(self, VideoSource):
+            if not self.loop:
+                raise SourceEnded(f'{self.description}: ended (loop is off)')
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._cap.read()
         if not ok or frame is None:
@@ -101,28 +109,52 @@ class FolderSource(FrameSource):
         self._files: List[Path] = []
         self._i = 0
         self.description = f'folder {folder}'
+        #: files skipped because they could not be read: path -> reason (the last 100)
+        self.skipped: Dict[str, str] = {}
 
     def connect(self) -> None:
+        self._list()
+        self._i = 0
+
+    def _list(self) -> None:
         if not self.folder.is_dir():
             raise SourceError(f'no such folder: {self.folder}')
         self._files = sorted(p for p in self.folder.iterdir()
                              if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self._files:
             raise SourceError(f'no images in {self.folder}')
-        self._i = 0
 
     def read(self) -> np.ndarray:
+        """
+        Return the next readable image; skip unreadable files (remembered in ``skipped``).
+
+        At the end of the list the folder is listed again (images added or removed on the
+        way count) when looping; otherwise :class:`SourceEnded`. A pass that finds no
+        readable image at all raises :class:`SourceError`.
+        """
         import cv2
-        if self._i >= len(self._files):
-            if not self.loop or not self._files:
-                raise SourceError(f'{self.description}: no more images')
-            self._i = 0
-        path = self._files[self._i]
-        self._i += 1
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise SourceError(f'cannot read {path} (gone or not an image)')
-        return frame
+        tried = 0
+        while True:
+            if self._i >= len(self._files):
+                if not self.loop:
+                    raise SourceEnded(f'{self.description}: ended after its last image '
+                                      f'(loop is off)')
+                self._list()
+                self._i = 0
+            if tried >= len(self._files):
+                raise SourceError(f'no readable image in {self.folder} '
+                                  f'({len(self.skipped)} file(s) skipped)')
+            path = self._files[self._i]
+            self._i += 1
+            tried += 1
+            frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if frame is not None:
+                return frame
+            if not self.folder.is_dir():
+                raise SourceError(f'no such folder: {self.folder}')
+            if len(self.skipped) >= 100:
+                self.skipped.pop(next(iter(self.skipped)))
+            self.skipped[str(path)] = 'gone' if not path.exists() else 'not a readable image'
 
 
 def make_source(source_type: str, source: str, loop: bool = True, width: int = 0,
@@ -153,7 +185,10 @@ class Backoff:
     """
 
     def __init__(self, initial: float = 0.5, maximum: float = 8.0) -> None:
-        self.initial, self.maximum = float(initial), float(maximum)
+        if not initial > 0 or not maximum > 0:
+            raise ValueError(f'backoff delays must be > 0 s (initial {initial}, '
+                             f'maximum {maximum})')
+        self.initial, self.maximum = float(initial), max(float(initial), float(maximum))
         self.delay: Optional[float] = None
 
     def next_delay(self) -> float:

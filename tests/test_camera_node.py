@@ -8,7 +8,7 @@ import time
 
 from conftest import ros_env
 import cv2
-from lepton_robot.camera_sources import Backoff, make_source, SourceError
+from lepton_robot.camera_sources import Backoff, make_source, SourceEnded, SourceError
 import numpy as np
 import pytest
 
@@ -57,6 +57,52 @@ def test_missing_sources_raise(kind, target):
     """Missing devices, files and folders raise SourceError on connect."""
     with pytest.raises(SourceError):
         make_source(kind, target).connect()
+
+
+def test_folder_source_skips_unreadable_files(tmp_path):
+    """A corrupt file is skipped and remembered; the images after it still come (session 12)."""
+    folder = tmp_path / 'imgs'
+    _write_images(folder, n=3)
+    (folder / '001b.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    (folder / '002b.jpg').write_text('not an image')
+    src = make_source('folder', str(folder), loop=True)
+    src.connect()
+    values = [int(src.read()[0, 0, 0]) for _ in range(4)]
+    assert values == [0, 40, 80, 0]             # 000, 001, (001b skipped), 002, (002b), 000
+    assert set(src.skipped) == {str(folder / '001b.png'), str(folder / '002b.jpg')}
+
+
+def test_folder_of_only_unreadable_files_is_an_error(tmp_path):
+    """Nothing readable at all is a lost source (the node re-opens it with backoff)."""
+    folder = tmp_path / 'bad'
+    folder.mkdir()
+    (folder / 'a.png').write_bytes(b'')
+    src = make_source('folder', str(folder))
+    src.connect()
+    with pytest.raises(SourceError, match='no readable image'):
+        src.read()
+
+
+def test_a_video_that_is_not_looped_ends(tmp_path):
+    """``loop: false``: SourceEnded at the end, not a lost source to re-open."""
+    path = str(tmp_path / 'clip.avi')
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), 10, (64, 48))
+    for i in range(2):
+        writer.write(np.full((48, 64, 3), 50 * i, np.uint8))
+    writer.release()
+    src = make_source('video', path, loop=False)
+    src.connect()
+    src.read()
+    src.read()
+    with pytest.raises(SourceEnded):
+        src.read()
+
+
+def test_backoff_refuses_delays_that_would_spin():
+    """A zero or negative backoff would retry in a busy loop."""
+    for initial, maximum in ((0.5, 0.0), (0.5, -1.0), (0.0, 8.0)):
+        with pytest.raises(ValueError):
+            Backoff(initial, maximum)
 
 
 def test_backoff_doubles_up_to_maximum():
@@ -130,3 +176,68 @@ def test_camera_node_survives_source_loss(tmp_path):
             proc.kill()
         node.destroy_node()
         rclpy.shutdown(context=context)
+
+
+def test_camera_node_skips_a_bad_file_and_publishes_uncalibrated_info(tmp_path):
+    """
+    A folder with a corrupt file: every good image still comes, with a CameraInfo.
+
+    Before session 12 the first unreadable file made the node re-open the folder from its
+    first image, so the images after it were never published; without a calibration file no
+    ``camera/camera_info`` was published at all. Also: ``rate_hz`` given as an integer.
+    """
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from lepton_robot.ros.qos import SENSOR
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import CameraInfo, Image
+
+    folder = tmp_path / 'imgs'
+    _write_images(folder)
+    (folder / '000b.png').write_bytes(b'\x89PNG\r\n\x1a\n truncated')
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'lepton_robot.nodes.camera_node', '--ros-args',
+         '-p', 'source_type:=folder', '-p', f'source:={folder}', '-p', 'rate_hz:=20'],
+        env=ros_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node('camera_test', context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    values, infos, warns = set(), [], []
+    node.create_subscription(Image, 'camera/image_raw',
+                             lambda m: values.add(m.data[0]), SENSOR)
+    node.create_subscription(CameraInfo, 'camera/camera_info', infos.append, SENSOR)
+    node.create_subscription(
+        DiagnosticArray, '/diagnostics',
+        lambda m: warns.extend(s.message for s in m.status if s.level == b'\x01'
+                               and 'camera' in s.name), 10)
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not (values >= {0, 40, 80} and infos and warns):
+            assert proc.poll() is None, f'camera_node exited: {proc.stderr.read()}'
+            assert time.monotonic() < deadline, (values, len(infos), warns)
+            executor.spin_once(timeout_sec=0.05)
+        assert (infos[0].width, infos[0].height) == (64, 48) and not any(infos[0].k)
+        assert any('unreadable file' in w for w in warns), warns
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize('value', ['0.0', '-1.0', '1000.0', 'fast'])
+def test_camera_node_refuses_a_bad_rate_in_one_line(tmp_path, value):
+    """An out-of-range or non-numeric ``rate_hz`` ends the start-up with one clear line."""
+    _write_images(tmp_path / 'imgs')
+    out = subprocess.run(
+        [sys.executable, '-m', 'lepton_robot.nodes.camera_node', '--ros-args',
+         '-p', 'source_type:=folder', '-p', f'source:={tmp_path / "imgs"}',
+         '-p', f'rate_hz:={value}'], env=ros_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert 'rate_hz must be a number' in out.stderr + out.stdout, out.stderr
+    assert 'Traceback' not in out.stderr, out.stderr
