@@ -33,7 +33,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lepton_robot import paths
 from lepton_robot.errors import ConfigError, LeptonError
-from lepton_robot.ros import dds
 
 
 class LaunchError(LeptonError):
@@ -257,7 +256,6 @@ class Graph:
         self.env.setdefault('HOME', str(Path.home()))
         self.env.setdefault('ROS_LOG_DIR', str(self.run_dir / 'ros_log'))
         self.env['PYTHONUNBUFFERED'] = '1'
-        dds.apply_default_profile(self.env)       # the nodes set it too; explicit here
         self.procs: Dict[str, subprocess.Popen] = {}
         self.required = {'composed'} if composed else {s.name for s in self.specs if s.required}
         self._logs = []

@@ -57,7 +57,7 @@ def test_a_640x480_frame_crosses_processes_best_effort():
 
     With Fast DDS's built-in transports none arrived on these machines (session 12); the
     publisher's shared-memory segment is the one that counts, and the project's processes
-    (node_main, the launcher) take ``config/fastdds.xml``.
+    (every node, through node_main) take ``config/fastdds.xml``.
     """
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -126,7 +126,7 @@ class ParserCore:
         clean = textmod.sanitize(raw)
         if clean.text is None:
             if clean.scan:
-                hit = safety.scan(clean.scan[:textmod.SAFETY_SCAN_CHARS])
+                hit = safety.scan(clean.scan)       # at most MAX_CHARS: sanitize cuts it
                 if hit is not None:
                     return self._safety(raw, hit), None
             return self._unknown(raw, clean.reason), None

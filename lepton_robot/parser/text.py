@@ -18,8 +18,6 @@ from lepton_robot.parser import lexicon
 MAX_CHARS = 512
 #: longest utterance accepted (tokens)
 MAX_TOKENS = 64
-#: the longest text the safety scan still reads when the rest is rejected
-SAFETY_SCAN_CHARS = 4096
 
 _TOKEN_RE = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|\d+(?:[.,]\d+)?|[#%]")
 #: a proper fraction written with a slash: ``3/4``, ``1 / 2``
@@ -50,7 +48,7 @@ class Sanitized:
 
     ``text`` is the cleaned utterance or None when it was rejected; ``reason`` says why it
     was rejected; ``scan`` is text the safety fast path may still read (control characters
-    replaced by spaces) even when ``text`` is None.
+    replaced by spaces, at most :data:`MAX_CHARS` characters) even when ``text`` is None.
     """
 
     text: Optional[str]
@@ -82,6 +80,21 @@ def sanitize(raw: object) -> Sanitized:
     if len(raw) > MAX_CHARS:
         return Sanitized(None, f'too long ({len(raw)} characters, limit {MAX_CHARS})',
                          _scan_text(raw))
+    text, bad = _clean(raw)
+    if bad:
+        return Sanitized(None, f'{bad} control or invalid character(s)', text or None)
+    if not text:
+        return Sanitized(None, 'empty' if not raw else 'only whitespace', None)
+    return Sanitized(text, None, text)
+
+
+def _clean(raw: str) -> Tuple[str, int]:
+    """
+    Return ``raw`` with whitespace runs collapsed and the number of bad characters in it.
+
+    Control, surrogate, private-use and unassigned characters count as bad and become
+    spaces; zero-width format characters (BOM, ZWSP) are dropped.
+    """
     kept = []
     bad = 0
     for ch in raw:
@@ -96,24 +109,17 @@ def sanitize(raw: object) -> Sanitized:
             kept.append(' ')
             continue
         kept.append(ch)
-    text = ' '.join(''.join(kept).split())
-    if bad:
-        return Sanitized(None, f'{bad} control or invalid character(s)', text or None)
-    if not text:
-        return Sanitized(None, 'empty' if not raw else 'only whitespace', None)
-    return Sanitized(text, None, text)
+    return ' '.join(''.join(kept).split()), bad
 
 
 def _scan_text(raw: str) -> Optional[str]:
     """
-    Return the first :data:`MAX_CHARS` characters with control characters blanked.
+    Return the first :data:`MAX_CHARS` characters, cleaned, for the safety scan.
 
     As much as an utterance may hold: the scan corrects typos word by word, and 4096
     random letters took 66 ms (a flood of long garbage must not stall the parser).
     """
-    out = ''.join(' ' if unicodedata.category(ch) in ('Cc', 'Cs', 'Co', 'Cn') else ch
-                  for ch in raw[:MAX_CHARS])
-    return ' '.join(out.split()) or None
+    return _clean(raw[:MAX_CHARS])[0] or None
 
 
 def _fraction_as_decimal(match: 're.Match') -> str:
